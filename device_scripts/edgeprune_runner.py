@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+"""edgeprune's device runner: measures one TFLite model on the machine it runs on.
+
+It is copied to the board and started there, one fresh process per model and round, so it needs only the
+standard library, numpy and a TFLite runtime (ai_edge_litert, tflite_runtime or tensorflow.lite). It never
+imports edgeprune. It speaks a versioned JSON protocol: exactly one JSON object on stdout, errors included;
+everything else (runtime logs) goes to stderr.
+
+    edgeprune_runner.py probe [--runtime NAME] [--workdir DIR]
+    edgeprune_runner.py bench --model M [--threads N] [--warmup N] [--runs N] [--min-seconds S]
+                              [--xnnpack on|off] [--runtime NAME] [--seed N]
+    edgeprune_runner.py infer --model M --inputs X.npy --outputs OUT.npz [--threads N] [--xnnpack on|off]
+                              [--runtime NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gc
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+PROTOCOL = 1
+EXIT_FAILED = 3
+RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+XNNPACK_CREATED_MARK = "Created TensorFlow Lite XNNPACK delegate"
+
+# A 1 KB Dense(4->3) model: lets `probe` show whether the runtime brings XNNPACK without any upload.
+PROBE_MODEL = "".join((
+    "HAAAAFRGTDMUACAAHAAYABQAEAAMAAAACAAEABQAAAAcAAAAjAAAAOQAAADYAQAA6AEAALADAAADAAAAAQAAABAAAAAAAAoAEAAM",
+    "AAgABAAKAAAADAAAABwAAAA4AAAADwAAAHNlcnZpbmdfZGVmYXVsdAABAAAABAAAAJz///8CAAAABAAAAAUAAABkZW5zZQAAAAEA",
+    "AAAEAAAA4v7//wQAAAAHAAAAaW5wdXRfMQACAAAANAAAAAQAAADc////BQAAAAQAAAATAAAAQ09OVkVSU0lPTl9NRVRBREFUQQAI",
+    "AAwACAAEAAgAAAAEAAAABAAAABMAAABtaW5fcnVudGltZV92ZXJzaW9uAAYAAADwAAAA6AAAAKgAAACYAAAAdAAAAAQAAABu////",
+    "BAAAAGAAAAAQAAAAAAAAAAgADgAIAAQACAAAABAAAAAkAAAAAAAGAAgABAAGAAAABAAAAAAAAAAMABgAFAAQAAwABAAMAAAASnZe",
+    "MhRxkusCAAAAAgAAAAQAAAAGAAAAMi4yMS4wAADa////BAAAABAAAAAxLjUuMAAAAAAAAAAAAAAABAAGAAQAAAAAAAYACAAEAAYA",
+    "AAAEAAAAMAAAAIUqP7/UmIA+yOVCPigHmz4j01u/mLwVPuwalT4OBAm/QOQeP7K9PD+QDfY94N40Pkz+//9Q/v//DwAAAE1MSVIg",
+    "Q29udmVydGVkLgABAAAAFAAAAAAADgAYABQAEAAMAAgABAAOAAAAFAAAABwAAABgAAAAZAAAAGgAAAAEAAAAbWFpbgAAAAABAAAA",
+    "FAAAAAAADgAUAAAAEAAMAAsABAAOAAAAEAAAAAAAAAgMAAAAEAAAAND+//8BAAAAAgAAAAMAAAAAAAAAAQAAAP////8BAAAAAgAA",
+    "AAEAAAAAAAAAAwAAANgAAAB4AAAABAAAAEr///8AAAABFAAAABwAAAAcAAAAAwAAADQAAAACAAAA/////wMAAAA0////GQAAAFN0",
+    "YXRlZnVsUGFydGl0aW9uZWRDYWxsOjAAAAACAAAAAQAAAAMAAAAAABYAGAAUAAAAEAAMAAgAAAAAAAAABwAWAAAAAAAAARAAAAAQ",
+    "AAAAAgAAACQAAACU////FwAAAHNlcXVlbnRpYWwvZGVuc2UvTWF0TXVsAAIAAAADAAAABAAAAAAAFgAcABgAAAAUABAADAAAAAAA",
+    "CAAHABYAAAAAAAABFAAAACAAAAAgAAAAAQAAADgAAAACAAAA/////wQAAAAEAAQABAAAABkAAABzZXJ2aW5nX2RlZmF1bHRfaW5w",
+    "dXRfMTowAAAAAgAAAAEAAAAEAAAAAQAAABAAAAAMAAwACwAAAAAABAAMAAAACQAAAAAAAAk=",
+))
+# CPU part numbers of the ARM cores found on boards people benchmark on (/proc/cpuinfo "CPU part").
+ARM_CORES = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xc07": "Cortex-A7", "0xc0f": "Cortex-A15"}
+
+
+class RunnerFailure(Exception):
+    """An expected failure, reported as {"ok": false, "error": {"kind", "message"}}."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+@contextlib.contextmanager
+def stdout_reserved_for_protocol():
+    """Point fd 1 at stderr while work runs, so native code that prints cannot corrupt the JSON reply."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield protocol_fd
+    finally:
+        sys.stdout.flush()
+        os.dup2(protocol_fd, 1)
+        os.close(protocol_fd)
+
+
+@contextlib.contextmanager
+def captured_native_stderr(log: list):
+    """Collect what native code writes to fd 2 (LiteRT logs delegate decisions there), then pass it on."""
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            log.extend(line for line in text.splitlines() if line.strip())
+            sys.stderr.write(text)
+
+
+# --------------------------------------------------------------------------------------------- runtime
+
+
+class Runtime:
+    """One TFLite runtime: its Interpreter class, its op resolver enum, its name and version."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "ai_edge_litert":
+            module = importlib.import_module("ai_edge_litert.interpreter")
+            self.interpreter_class = module.Interpreter
+            self.resolver = module.OpResolverType
+            self.version = importlib.metadata.version("ai-edge-litert")
+        elif name == "tflite_runtime":
+            module = importlib.import_module("tflite_runtime.interpreter")
+            self.interpreter_class = module.Interpreter
+            self.resolver = module.OpResolverType
+            self.version = importlib.import_module("tflite_runtime").__version__
+        elif name == "tensorflow":
+            tf = importlib.import_module("tensorflow")
+            self.interpreter_class = tf.lite.Interpreter
+            self.resolver = tf.lite.experimental.OpResolverType
+            self.version = tf.__version__
+        else:
+            raise RunnerFailure("usage", f"unknown runtime '{name}' (choose from {', '.join(RUNTIME_ORDER)})")
+
+    def interpreter(self, *, model_path: str | None = None, model_content: bytes | None = None,
+                    threads: int | None, xnnpack: bool):
+        options = {"num_threads": threads}
+        if not xnnpack:
+            options["experimental_op_resolver_type"] = self.resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        if model_path is not None:
+            return self.interpreter_class(model_path=model_path, **options)
+        return self.interpreter_class(model_content=model_content, **options)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version}
+
+
+def runtime_installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def load_runtime(forced: str | None) -> Runtime:
+    if forced and forced != "auto":
+        if forced not in RUNTIME_ORDER:
+            raise RunnerFailure("usage", f"unknown runtime '{forced}' (choose from {', '.join(RUNTIME_ORDER)})")
+        if not runtime_installed(forced):
+            raise RunnerFailure("runtime-missing", f"runtime '{forced}' is not installed for {sys.executable}")
+        return Runtime(forced)
+    for name in RUNTIME_ORDER:
+        if runtime_installed(name):
+            return Runtime(name)
+    raise RunnerFailure(
+        "runtime-missing",
+        f"no TFLite runtime importable by {sys.executable}: install ai-edge-litert "
+        "(pip install ai-edge-litert) or tflite-runtime",
+    )
+
+
+def open_model(runtime: Runtime, model: str, threads: int | None, xnnpack: bool, log: list):
+    """Create and allocate an interpreter, keeping the runtime's log lines as evidence of delegation."""
+    if not os.path.isfile(model):
+        raise RunnerFailure("load", f"model file not found on the device: {model}")
+    try:
+        with captured_native_stderr(log):
+            interpreter = runtime.interpreter(model_path=model, threads=threads, xnnpack=xnnpack)
+            interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        raise RunnerFailure("load", f"{runtime.name} cannot load {os.path.basename(model)}: {one_line(exc)}")
+    return interpreter
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__
+
+
+def delegation_evidence(log: list, xnnpack: bool) -> dict:
+    failures = [line for line in log if "failed to" in line.lower() or "error" in line.lower()]
+    return {
+        "requested": xnnpack,
+        "delegate_created": any(XNNPACK_CREATED_MARK in line for line in log),
+        "log_warnings": failures[:10],
+    }
+
+
+# ------------------------------------------------------------------------------------------ board state
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def board_state() -> dict:
+    """Temperature and throttling: a hot or under-volted Pi silently slows down, so read them around runs."""
+    state = {"soc_temp_c": None, "throttled": None, "cpu_governor": None}
+    temperature = read_text("/sys/class/thermal/thermal_zone0/temp")
+    if temperature and temperature.lstrip("-").isdigit():
+        state["soc_temp_c"] = int(temperature) / 1000.0
+    state["cpu_governor"] = read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    vcgencmd = shutil.which("vcgencmd")
+    if vcgencmd:
+        try:
+            reply = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=5)
+            state["throttled"] = reply.stdout.strip().partition("=")[2] or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return state
+
+
+def peak_rss_mb() -> float | None:
+    status = read_text("/proc/self/status") or ""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except (ImportError, OSError):
+        return None
+
+
+def cpu_model() -> str | None:
+    cpuinfo = read_text("/proc/cpuinfo") or ""
+    fields: dict = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if fields.get("model name"):
+        return fields["model name"]
+    core = ARM_CORES.get(fields.get("CPU part", "").lower())
+    board = fields.get("Model") or fields.get("Hardware")
+    parts = [part for part in (board, core) if part]
+    return " / ".join(parts) or platform.processor() or None
+
+
+def os_name() -> str:
+    release = read_text("/etc/os-release") or ""
+    for line in release.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.partition("=")[2].strip('"')
+    return f"{platform.system()} {platform.release()}"
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def random_inputs(interpreter, seed: int) -> list:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for detail in interpreter.get_input_details():
+        shape, dtype = tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"])
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            value = rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape, dtype=dtype)
+        else:
+            value = rng.standard_normal(shape).astype(dtype)
+        inputs.append((detail["index"], value))
+    return inputs
+
+
+def quantize(values, detail):
+    """Float data -> the integer input tensor's domain, with its scale and zero point."""
+    import numpy as np
+
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    if not np.issubdtype(dtype, np.integer):
+        return values.astype(dtype)
+    if scale == 0:
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values, detail):
+    import numpy as np
+
+    scale, zero_point = detail["quantization"]
+    if np.issubdtype(values.dtype, np.integer) and scale != 0:
+        return (values.astype(np.float32) - zero_point) * np.float32(scale)
+    return values.astype(np.float32)
+
+
+# -------------------------------------------------------------------------------------------- commands
+
+
+def command_probe(args) -> dict:
+    info = {
+        "hostname": platform.node(),
+        "arch": platform.machine(),
+        "os": os_name(),
+        "kernel": platform.release(),
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy": importlib.metadata.version("numpy") if runtime_installed("numpy") else None,
+        "runtimes_installed": [name for name in RUNTIME_ORDER if runtime_installed(name)],
+        "runtime": None,
+        "xnnpack_available": False,
+        "workdir_free_mb": None,
+        **board_state(),
+    }
+    if args.workdir:
+        probe_dir = args.workdir
+        while probe_dir and not os.path.isdir(probe_dir):
+            probe_dir = os.path.dirname(probe_dir)
+        if probe_dir:
+            info["workdir_free_mb"] = shutil.disk_usage(probe_dir).free / 2**20
+    runtime = load_runtime(args.runtime)
+    info["runtime"] = runtime.describe()
+    log: list = []
+    with captured_native_stderr(log):
+        interpreter = runtime.interpreter(model_content=base64.b64decode(PROBE_MODEL), threads=1, xnnpack=True)
+        interpreter.allocate_tensors()
+        interpreter.invoke()
+    info["xnnpack_available"] = delegation_evidence(log, True)["delegate_created"]
+    return info
+
+
+def command_bench(args) -> dict:
+    runtime = load_runtime(args.runtime)
+    state_before = board_state()
+    log: list = []
+    started = time.perf_counter_ns()
+    interpreter = open_model(runtime, args.model, args.threads, args.xnnpack == "on", log)
+    init_ns = time.perf_counter_ns() - started
+    for index, value in random_inputs(interpreter, args.seed):
+        interpreter.set_tensor(index, value)
+    invoke = interpreter.invoke
+    try:
+        with captured_native_stderr(log):
+            started = time.perf_counter_ns()
+            invoke()
+            first_invoke_ns = time.perf_counter_ns() - started
+        for _ in range(args.warmup):
+            invoke()
+        samples_ns = timed_invokes(invoke, args.runs, args.min_seconds)
+    except (RuntimeError, ValueError) as exc:
+        raise RunnerFailure("invoke", f"invoke failed for {os.path.basename(args.model)}: {one_line(exc)}")
+    return {
+        "runtime": runtime.describe(),
+        "threads": args.threads,
+        "xnnpack": delegation_evidence(log, args.xnnpack == "on"),
+        "init_ns": init_ns,
+        "first_invoke_ns": first_invoke_ns,
+        "warmup": args.warmup,
+        "samples_ns": samples_ns,
+        "peak_rss_mb": peak_rss_mb(),
+        "state_before": state_before,
+        "state_after": board_state(),
+    }
+
+
+def timed_invokes(invoke, runs: int, min_seconds: float) -> list:
+    """At least ``runs`` invokes and at least ``min_seconds``; only ``invoke`` sits between the clock reads."""
+    clock = time.perf_counter_ns
+    samples: list = []
+    record = samples.append
+    min_ns = int(min_seconds * 1e9)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside the loop would land in one sample
+    try:
+        loop_started = clock()
+        while len(samples) < runs or clock() - loop_started < min_ns:
+            started = clock()
+            invoke()
+            record(clock() - started)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return samples
+
+
+def command_infer(args) -> dict:
+    import numpy as np
+
+    runtime = load_runtime(args.runtime)
+    log: list = []
+    interpreter = open_model(runtime, args.model, args.threads, args.xnnpack == "on", log)
+    try:
+        data = np.load(args.inputs, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise RunnerFailure("data", f"cannot read inputs {args.inputs}: {one_line(exc)}")
+    input_detail = interpreter.get_input_details()[0]
+    output_details = interpreter.get_output_details()
+    model_shape = tuple(int(d) for d in input_detail["shape"])
+    batch = model_shape[0] if model_shape else 1
+    if data.ndim != len(model_shape) or tuple(data.shape[1:]) != model_shape[1:] or len(data) % max(batch, 1):
+        raise RunnerFailure(
+            "data", f"inputs have shape {list(data.shape)}; the model expects [N, {', '.join(map(str, model_shape[1:]))}]"
+            + (f" with N a multiple of {batch}" if batch > 1 else "")
+        )
+    outputs: list = [[] for _ in output_details]
+    try:
+        with captured_native_stderr(log):
+            for start in range(0, len(data), batch):
+                interpreter.set_tensor(input_detail["index"], quantize(data[start:start + batch], input_detail))
+                interpreter.invoke()
+                for collected, detail in zip(outputs, output_details):
+                    collected.append(dequantize(interpreter.get_tensor(detail["index"]), detail))
+    except (RuntimeError, ValueError) as exc:
+        raise RunnerFailure("invoke", f"invoke failed for {os.path.basename(args.model)}: {one_line(exc)}")
+    arrays = {f"output_{i}": np.concatenate(chunks) for i, chunks in enumerate(outputs)}
+    partial = args.outputs + ".partial"
+    with open(partial, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(partial, args.outputs)
+    return {
+        "runtime": runtime.describe(),
+        "threads": args.threads,
+        "xnnpack": delegation_evidence(log, args.xnnpack == "on"),
+        "n": int(len(data)),
+        "outputs": args.outputs,
+        "output_shapes": {name: list(array.shape) for name, array in arrays.items()},
+    }
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+class ProtocolArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise RunnerFailure("usage", message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ProtocolArgumentParser(prog="edgeprune_runner.py")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ProtocolArgumentParser)
+
+    def model_options(command):
+        command.add_argument("--model", required=True)
+        command.add_argument("--threads", type=int, default=None)
+        command.add_argument("--xnnpack", choices=("on", "off"), default="on")
+        command.add_argument("--runtime", default="auto")
+
+    probe = commands.add_parser("probe")
+    probe.add_argument("--runtime", default="auto")
+    probe.add_argument("--workdir", default=None)
+    bench = commands.add_parser("bench")
+    model_options(bench)
+    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--min-seconds", type=float, default=0.0)
+    bench.add_argument("--seed", type=int, default=0)
+    infer = commands.add_parser("infer")
+    model_options(infer)
+    infer.add_argument("--inputs", required=True)
+    infer.add_argument("--outputs", required=True)
+    return parser
+
+
+COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer}
+
+
+def main(argv=None) -> int:
+    with stdout_reserved_for_protocol() as protocol_fd:
+        command = None
+        try:
+            args = build_parser().parse_args(argv)
+            command = args.command
+            reply = {"protocol": PROTOCOL, "ok": True, "command": command, **COMMANDS[command](args)}
+            exit_code = 0
+        except RunnerFailure as failure:
+            reply = {"protocol": PROTOCOL, "ok": False, "command": command,
+                     "error": {"kind": failure.kind, "message": failure.message}}
+            exit_code = EXIT_FAILED
+        except ImportError as exc:
+            reply = {"protocol": PROTOCOL, "ok": False, "command": command,
+                     "error": {"kind": "runtime-missing", "message": one_line(exc)}}
+            exit_code = EXIT_FAILED
+        except Exception as exc:  # the protocol promises JSON even for bugs: report them, don't crash silently
+            reply = {"protocol": PROTOCOL, "ok": False, "command": command,
+                     "error": {"kind": "internal", "message": f"{type(exc).__name__}: {one_line(exc)}"}}
+            exit_code = EXIT_FAILED
+        os.write(protocol_fd, (json.dumps(reply) + "\n").encode("utf-8"))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""One device's part of a bench: push once, measure in interleaved rounds, record every outcome.
+
+A failure touches only what it hits: a variant the board cannot load fails that variant, an unreachable
+device fails that device's runs, and every other measurement is still written.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..devices.base import Device
+from ..devices.cache import DeviceCache
+from ..devices.runner import BenchSettings, RunnerClient
+from ..errors import DeviceError
+from ..results.document import STATUS_FAILED, STATUS_OK, ResultsWriter, RunRecord
+from .stats import Latency
+from .targets import BenchTarget
+
+NS_PER_MS = 1e6
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    runs: int = 100
+    warmup: int = 10
+    min_seconds: float = 0.0
+    rounds: int = 3
+    threads: tuple[int, ...] = (1,)
+    xnnpack_modes: tuple[bool, ...] = (True,)
+    runtime: str = "auto"
+    timeout_s: float = 600.0
+
+    def round_settings(self, threads: int, xnnpack: bool) -> BenchSettings:
+        """Each round takes its share of the runs and of the minimum duration."""
+        return BenchSettings(
+            threads=threads,
+            warmup=self.warmup,
+            runs=max(1, -(-self.runs // self.rounds)),
+            min_seconds=self.min_seconds / self.rounds,
+            xnnpack=xnnpack,
+            runtime=self.runtime,
+            timeout_s=self.timeout_s,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": self.runs, "warmup": self.warmup, "min_seconds": self.min_seconds, "rounds": self.rounds,
+                "threads": list(self.threads), "xnnpack": list(self.xnnpack_modes), "runtime": self.runtime}
+
+
+@dataclass
+class RoundsAccumulator:
+    """The replies of one variant's rounds, merged into one run."""
+
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_record(self, base: dict[str, Any]) -> RunRecord:
+        if self.error is not None or not self.replies:
+            return RunRecord(**base, status=STATUS_FAILED, error=self.error or "no measurement")
+        samples_ms = [ns / NS_PER_MS for reply in self.replies for ns in reply["samples_ns"]]
+        first, last = self.replies[0], self.replies[-1]
+        rss = [reply["peak_rss_mb"] for reply in self.replies if reply.get("peak_rss_mb") is not None]
+        return RunRecord(
+            **base,
+            status=STATUS_OK,
+            runtime=first["runtime"],
+            latency_ms=Latency.from_values(samples_ms).to_json(),
+            samples_ms=[round(value, 6) for value in samples_ms],
+            init_ms=statistics.median(reply["init_ns"] for reply in self.replies) / NS_PER_MS,
+            first_invoke_ms=statistics.median(reply["first_invoke_ns"] for reply in self.replies) / NS_PER_MS,
+            peak_rss_mb=max(rss) if rss else None,
+            xnnpack_delegate=first["xnnpack"],
+            board_state={"before": first["state_before"], "after": last["state_after"]},
+        )
+
+
+@dataclass
+class DeviceSession:
+    """Holds the device's cache and runner for the whole bench: one connection, nothing uploaded twice."""
+
+    device: Device
+    cache: DeviceCache = field(init=False)
+    runner: RunnerClient | None = field(default=None, init=False)
+    info: dict[str, Any] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.cache = DeviceCache(self.device)
+
+    def open(self, runtime: str) -> dict[str, Any]:
+        self.runner = RunnerClient(self.device, self.cache.ensure_runner())
+        self.info = self.runner.probe(runtime=runtime)
+        return self.info
+
+
+def bench_device(
+    device: Device,
+    targets: Sequence[BenchTarget],
+    plan: BenchPlan,
+    writer: ResultsWriter,
+    progress: Progress,
+) -> DeviceSession:
+    session = DeviceSession(device)
+    try:
+        progress(device.name, f"connecting to {device.address}")
+        session.open(plan.runtime)
+    except DeviceError as exc:
+        progress(device.name, f"unusable: {exc.detail}")
+        for target in targets:
+            for threads in plan.threads:
+                for xnnpack in plan.xnnpack_modes:
+                    writer.add(RunRecord(**run_identity(device, target, threads, xnnpack, None),
+                                         status=STATUS_FAILED, error=str(exc)))
+        return session
+    remote_models = push_models(session, targets, progress)
+    for threads in plan.threads:
+        for xnnpack in plan.xnnpack_modes:
+            measure_interleaved(session, targets, remote_models, plan, threads, xnnpack, writer, progress)
+    return session
+
+
+def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress: Progress) -> dict[str, str | Exception]:
+    remote: dict[str, str | Exception] = {}
+    for target in targets:
+        try:
+            remote[target.label] = session.cache.ensure(target.path, sha256=target.sha256)
+        except DeviceError as exc:
+            progress(session.device.name, f"{target.label}: upload failed: {exc.detail}")
+            remote[target.label] = exc
+    return remote
+
+
+def measure_interleaved(
+    session: DeviceSession,
+    targets: Sequence[BenchTarget],
+    remote_models: dict[str, str | Exception],
+    plan: BenchPlan,
+    threads: int,
+    xnnpack: bool,
+    writer: ResultsWriter,
+    progress: Progress,
+) -> None:
+    """Rounds A B C, A B C, ...: drift on the board (heat, other load) hits every variant alike."""
+    assert session.runner is not None
+    device = session.device
+    settings = plan.round_settings(threads, xnnpack)
+    accumulators = {target.label: RoundsAccumulator() for target in targets}
+    for target in targets:
+        if isinstance(remote_models[target.label], Exception):
+            accumulators[target.label].error = str(remote_models[target.label])
+    mode = f"{threads} thread{'s' if threads != 1 else ''}, XNNPACK {'on' if xnnpack else 'off'}"
+    for round_index in range(plan.rounds):
+        for target in targets:
+            accumulator = accumulators[target.label]
+            if accumulator.error is not None:
+                continue
+            progress(device.name, f"round {round_index + 1}/{plan.rounds} {target.label} ({mode})")
+            try:
+                accumulator.replies.append(session.runner.bench(str(remote_models[target.label]), settings))
+            except DeviceError as exc:
+                accumulator.error = str(exc)
+                progress(device.name, f"{target.label}: failed: {exc.detail}")
+    for target in targets:
+        record = accumulators[target.label].to_record(run_identity(device, target, threads, xnnpack, session.info))
+        writer.add(record)
+
+
+def run_identity(device: Device, target: BenchTarget, threads: int, xnnpack: bool,
+                 info: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "device": device.name,
+        "model": target.model,
+        "variant": target.variant,
+        "model_sha256": target.sha256,
+        "size_bytes": target.size_bytes,
+        "threads": threads,
+        "xnnpack": xnnpack,
+        "device_info": device_summary(device, info),
+        "export_manifest": str(target.manifest.folder / "manifest.json") if target.manifest and target.manifest.folder
+        else None,
+    }
+
+
+def device_summary(device: Device, info: dict[str, Any] | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {"address": device.address}
+    if info:
+        for key in ("hostname", "arch", "os", "cpu_model", "cpu_cores", "python", "xnnpack_available", "runtime"):
+            summary[key] = info.get(key)
+    return summary

@@ -1,0 +1,181 @@
+"""``edgeprune export``: a pruned Keras model in, a folder of validated TFLite variants and a manifest out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__, tfenv
+from ..data import load_calibration
+from ..devices.local import LocalDevice
+from ..devices.runner import RunnerClient, runner_script
+from ..errors import ConversionError, UsageError
+from ..fsutil import publish_dir, staging_dir_for
+from ..hashing import file_sha256
+from ..inspection import inspect_loaded_model, sparse_tensor_count
+from ..model.loading import LoadedModel, load_model
+from ..results.manifest import MANIFEST_FILENAME, Manifest, VariantRecord
+from .converter import Converter
+from .validation import validate_variant
+from .variants import VariantSpec, default_variants
+
+log = logging.getLogger(__name__)
+
+VALIDATION_SAMPLES = 32
+# The converter sparse-encodes a weight tensor from 30% zeros on; below that no sparse variant differs.
+SPARSE_ENCODING_THRESHOLD = 0.3
+REJECTED_DIR = "rejected"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: Path
+    outdir: Path
+    variants: list[VariantSpec] | None = None
+    calibration: Path | None = None
+    random_calibration: bool = False
+
+
+Progress = Callable[[str], None]
+
+
+def export(request: ExportRequest, progress: Progress = lambda message: None) -> Manifest:
+    check_outdir(request.outdir)
+    loaded = load_model(request.model)
+    input_shape = model_input_shape(loaded)
+    calibration, calibration_info = calibration_for(request, input_shape)
+    inspection = inspect_loaded_model(loaded)
+    specs = request.variants or default_variants(
+        has_sparsity=max_layer_sparsity(inspection) >= SPARSE_ENCODING_THRESHOLD,
+        has_calibration=calibration is not None,
+    )
+    missing_calibration = [spec.name for spec in specs if spec.needs_calibration and calibration is None]
+    if missing_calibration:
+        raise UsageError(
+            f"variant '{missing_calibration[0]}' needs calibration data",
+            hint="pass --calibration DATA.npz (array 'x'), or --random-calibration to accept meaningless accuracy",
+        )
+    samples, real_samples = validation_inputs(calibration if calibration_info.get("source") != "random" else None,
+                                              input_shape)
+    reference = loaded.predict(samples)
+    staging = staging_dir_for(request.outdir)
+    try:
+        runner = RunnerClient(LocalDevice(), str(runner_script()))
+        records = []
+        with Converter.for_model(loaded) as converter:
+            for spec in specs:
+                progress(f"{spec.name}: converting")
+                record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner)
+                progress(f"{spec.name}: {'valid' if record.valid else 'invalid: ' + str(record.error)}")
+                records.append(record)
+        manifest = Manifest(
+            source=loaded.describe() | {"path": str(loaded.path.resolve())},
+            input={"shape": [None, *input_shape], "dtype": "float32"},
+            variants=records,
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            edgeprune_version=__version__,
+            tensorflow_version=tfenv.tensorflow().__version__,
+            calibration=calibration_info or None,
+            inspection=inspection,
+        )
+        manifest.write(staging)
+        publish_dir(staging, request.outdir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifest.folder = request.outdir
+    return manifest
+
+
+def check_outdir(outdir: Path) -> None:
+    """Refuse to replace a folder that is not an earlier export: it may hold the user's other files."""
+    if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not (outdir / MANIFEST_FILENAME).exists())):
+        raise UsageError(
+            f"output '{outdir}' exists and is not an edgeprune export folder",
+            hint="choose a new -o folder or remove it",
+        )
+
+
+def model_input_shape(loaded: LoadedModel) -> tuple[int, ...]:
+    shape = loaded.input_shape[1:]
+    if any(dim is None for dim in shape):
+        raise UsageError(
+            f"model '{loaded.path}' has an input with unknown dimensions {list(loaded.input_shape)}",
+            hint="give the model a fixed input shape (keras.Input(shape=...)) before exporting",
+        )
+    return tuple(int(dim) for dim in shape)
+
+
+def calibration_for(request: ExportRequest, input_shape: tuple[int, ...]) -> tuple[np.ndarray | None, dict]:
+    if request.calibration is not None:
+        x = load_calibration(request.calibration, input_shape)
+        return x, {"source": str(request.calibration.resolve()), "sha256": file_sha256(request.calibration),
+                   "samples": int(len(x))}
+    if request.random_calibration:
+        log.warning("calibrating full-int8 variants on random inputs: their accuracy will be meaningless")
+        rng = np.random.default_rng(0)
+        return rng.random((100, *input_shape), dtype=np.float32), {"source": "random", "samples": 100}
+    return None, {}
+
+
+def validation_inputs(calibration: np.ndarray | None, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    if calibration is not None:
+        return calibration[:VALIDATION_SAMPLES].astype(np.float32), True
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((VALIDATION_SAMPLES, *input_shape)).astype(np.float32), False
+
+
+def build_variant(
+    converter: Converter,
+    spec: VariantSpec,
+    calibration: np.ndarray | None,
+    staging: Path,
+    samples: np.ndarray,
+    reference: np.ndarray,
+    real_samples: bool,
+    runner: RunnerClient,
+) -> VariantRecord:
+    started = time.perf_counter()
+    try:
+        flatbuffer = converter.convert(spec, calibration)
+    except ConversionError as exc:
+        return VariantRecord(spec.name, spec.quantization, spec.sparse, None, None, None, None, None,
+                             False, exc.message, None, time.perf_counter() - started)
+    conversion_seconds = time.perf_counter() - started
+    path = staging / f"{spec.name}.tflite"
+    path.write_bytes(flatbuffer)
+    validation = validate_variant(path, spec, samples, reference, real_inputs=real_samples, runner=runner)
+    record = VariantRecord(
+        name=spec.name,
+        quantization=spec.quantization,
+        sparse=spec.sparse,
+        file=path.name,
+        size_bytes=len(flatbuffer),
+        gzip_bytes=len(gzip.compress(flatbuffer, compresslevel=9, mtime=0)),
+        sha256=file_sha256(path),
+        sparse_tensors=sparse_tensor_count(flatbuffer),
+        valid=validation.valid,
+        error=validation.error,
+        validation=validation.to_json(),
+        conversion_seconds=round(conversion_seconds, 3),
+    )
+    if not validation.valid:
+        # Kept for bug reports, out of the deliverables' way.
+        (staging / REJECTED_DIR).mkdir(exist_ok=True)
+        path.rename(staging / REJECTED_DIR / path.name)
+        record.file = None
+        record.rejected_file = f"{REJECTED_DIR}/{path.name}"
+    return record
+
+
+def max_layer_sparsity(inspection: dict) -> float:
+    return max((layer.get("sparsity") or 0.0 for layer in inspection.get("layers", [])), default=0.0)
+

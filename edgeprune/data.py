@@ -1,0 +1,66 @@
+"""Arrays users hand us (calibration and evaluation data), checked against the model before any work."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    x: np.ndarray
+    y: np.ndarray | None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise DataError(f"data file '{path}' does not exist", hint="check the path")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"'{path}' is not a readable .npz file ({type(exc).__name__})",
+                        hint="save it with numpy.savez(path, x=..., y=...)") from exc
+
+
+def checked_inputs(path: Path, arrays: dict[str, np.ndarray], input_shape: tuple[int, ...]) -> np.ndarray:
+    if "x" not in arrays:
+        raise DataError(f"'{path}' has no array 'x' (it has: {', '.join(arrays) or 'nothing'})",
+                        hint="store the model inputs as x")
+    x = arrays["x"]
+    expected = f"[N, {', '.join(map(str, input_shape))}]"
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"'{path}': array 'x' is empty", hint=f"the model expects {expected} with N >= 1")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise DataError(f"'{path}': array 'x' has shape {list(x.shape)}, the model expects {expected}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise DataError(f"'{path}': array 'x' has dtype {x.dtype}, expected a numeric type")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"'{path}': array 'x' contains NaN or Inf")
+    return x
+
+
+def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    return checked_inputs(path, read_npz(path), input_shape)
+
+
+def load_dataset(path: Path, input_shape: tuple[int, ...], num_classes: int | None) -> Dataset:
+    arrays = read_npz(path)
+    x = checked_inputs(path, arrays, input_shape)
+    y = arrays.get("y")
+    if y is not None:
+        y = np.asarray(y).reshape(-1) if np.asarray(y).ndim <= 1 else np.asarray(y)
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"'{path}': array 'y' must hold {len(x)} integer class labels, has shape "
+                            f"{list(np.shape(arrays['y']))} and dtype {np.asarray(arrays['y']).dtype}")
+        if num_classes is not None and len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise DataError(f"'{path}': labels in 'y' range {int(y.min())}..{int(y.max())}, "
+                            f"the model has {num_classes} classes (0..{num_classes - 1})")
+    return Dataset(path, x, y)

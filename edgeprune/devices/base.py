@@ -1,0 +1,85 @@
+"""The one interface every device implements: run a command, move files, report where things live.
+
+Local and SSH devices differ only in transport. Everything above this layer (the content-addressed cache,
+the runner protocol, the bench) is written once against :class:`Device` and exercised by the same contract
+tests on both.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Device(abc.ABC):
+    """A machine that runs the device runner.
+
+    ``workdir`` is an absolute path on the device; ``python`` the interpreter the runner is started with.
+    Remote paths are POSIX strings, never :class:`Path`, because they name files on another machine.
+    """
+
+    def __init__(self, name: str, *, python: str, threads: int | None = None, tags: Sequence[str] = ()) -> None:
+        self.name = name
+        self.python = python
+        self.threads = threads
+        self.tags = tuple(tags)
+
+    @property
+    @abc.abstractmethod
+    def workdir(self) -> str:
+        """Absolute folder on the device for the cache and scratch files (created private on first use)."""
+
+    @property
+    @abc.abstractmethod
+    def address(self) -> str:
+        """Where the device is, for messages and results (``local`` or ``user@host:port``); never secrets."""
+
+    @abc.abstractmethod
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        """Run ``argv`` on the device (no shell; every argument arrives as given) and wait for it.
+
+        Raises :class:`~edgeprune.errors.DeviceTimeout` when it runs longer than ``timeout`` seconds, after
+        killing it on the device.
+        """
+
+    @abc.abstractmethod
+    def upload(self, local: Path, remote: str) -> None:
+        """Copy a local file to ``remote`` atomically: readers see the whole file or none."""
+
+    @abc.abstractmethod
+    def download(self, remote: str, local: Path) -> None:
+        """Copy a file from the device to ``local``."""
+
+    @abc.abstractmethod
+    def exists(self, remote: str) -> bool:
+        """Whether a file exists at ``remote``."""
+
+    @abc.abstractmethod
+    def make_private_dir(self, remote: str) -> None:
+        """Create ``remote`` and its parents if missing, the leaf with mode 0700."""
+
+    def close(self) -> None:
+        """Release connections; a closed device may be opened again by using it."""
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.address}>"

@@ -1,0 +1,77 @@
+"""The one exception hierarchy of edgeprune.
+
+Every error a user can cause or meet carries a one-line message that names the file, key, option or device
+involved and says what to do. The CLI prints that line and exits with the class's ``exit_code``; nothing
+else in the library prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class EdgepruneError(Exception):
+    """Base class: an error with a user-facing one-line message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(EdgepruneError):
+    """Bad options, paths or input files: the inputs are unusable."""
+
+    exit_code = 2
+
+
+class ModelLoadError(UsageError):
+    """A model file or folder could not be read as a Keras or TFLite model."""
+
+
+class DataError(UsageError):
+    """Evaluation or calibration data does not exist or does not fit the model."""
+
+
+class ConfigError(UsageError):
+    """An inventory or policy file is malformed: names the file, the table and the key."""
+
+
+class ConversionError(EdgepruneError):
+    """The TFLite converter failed for a variant."""
+
+
+class ValidationError(EdgepruneError):
+    """A converted variant crashed, failed to delegate or produced wrong outputs."""
+
+
+class DeviceError(EdgepruneError):
+    """A device could not be reached or used. ``device`` names it."""
+
+    def __init__(self, device: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"device '{device}': {message}", hint=hint)
+        self.device = device
+        self.detail = message
+
+
+class HostKeyError(DeviceError):
+    """The SSH host key is unknown (and not accepted) or has changed."""
+
+
+class DeviceTimeout(DeviceError):
+    """A connection or a command on the device exceeded its time limit."""
+
+
+class RunnerError(DeviceError):
+    """The device runner reported an error or crashed."""
+
+    def __init__(self, device: str, message: str, *, kind: str = "runner", hint: str | None = None) -> None:
+        super().__init__(device, message, hint=hint)
+        self.kind = kind
+
+
+class GateFailed(EdgepruneError):
+    """A release gate check failed (exit 1, distinct from unusable inputs' exit 2)."""

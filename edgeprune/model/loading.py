@@ -1,0 +1,144 @@
+"""Load the user's Keras model, whatever it was saved as, and strip tfmot pruning wrappers from it.
+
+Formats: a tf_keras ``.keras`` zip or ``.h5`` file, a tf_keras SavedModel folder, or a Keras 3 ``.keras``
+zip. Keras 3 models cannot carry tfmot wrappers (tfmot rejects them), so they never need stripping; they are
+loaded with Keras 3 and converted through a SavedModel export.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import tfenv
+from ..errors import ModelLoadError
+from ..hashing import file_sha256, tree_sha256
+
+KERAS_ZIP = "keras"
+KERAS3_ZIP = "keras3"
+H5 = "h5"
+SAVED_MODEL = "saved_model"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for conversion: stripped of pruning wrappers, with where it came from."""
+
+    path: Path
+    format: str
+    sha256: str
+    model: Any
+    stripped: bool
+    wrapped_model: Any | None = None
+
+    @property
+    def is_keras3(self) -> bool:
+        return self.format == KERAS3_ZIP
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return tuple(self.model.inputs[0].shape)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        outputs = self.model(x, training=False)
+        if isinstance(outputs, (list, tuple)):
+            outputs = outputs[0]
+        return np.asarray(outputs, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "sha256": self.sha256, "format": self.format, "stripped": self.stripped}
+
+
+def detect_format(path: Path) -> str:
+    if not path.exists():
+        raise ModelLoadError(f"model '{path}' does not exist", hint="check the path")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return SAVED_MODEL
+        raise ModelLoadError(f"'{path}' is a folder without saved_model.pb", hint="pass a SavedModel folder")
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return H5
+    if suffix == ".keras":
+        return _keras_zip_flavour(path)
+    if suffix == ".tflite":
+        raise ModelLoadError(f"'{path}' is already a TFLite model", hint="export takes the Keras model it came from")
+    raise ModelLoadError(
+        f"'{path}' is not a Keras model", hint="expected a .keras or .h5 file or a SavedModel folder"
+    )
+
+
+def _keras_zip_flavour(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ModelLoadError(
+            f"'{path}' is not a readable .keras archive ({type(exc).__name__})", hint="re-save the model"
+        ) from exc
+    version = str(metadata.get("keras_version", ""))
+    return KERAS3_ZIP if version.startswith("3.") else KERAS_ZIP
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    path = Path(path)
+    model_format = detect_format(path)
+    sha256 = tree_sha256(path) if path.is_dir() else file_sha256(path)
+    if model_format == KERAS3_ZIP:
+        return LoadedModel(path, model_format, sha256, _load_keras3(path), stripped=False)
+    wrapped = _load_tf_keras(path)
+    if not _has_pruning_wrappers(wrapped):
+        return LoadedModel(path, model_format, sha256, wrapped, stripped=False)
+    stripped = tfenv.tfmot().sparsity.keras.strip_pruning(wrapped)
+    return LoadedModel(path, model_format, sha256, stripped, stripped=True, wrapped_model=wrapped)
+
+
+def _load_tf_keras(path: Path) -> Any:
+    keras = tfenv.tf_keras()
+    tfmot = tfenv.tfmot()
+    try:
+        # prune_scope registers tfmot's wrapper classes so still-wrapped models deserialize.
+        with tfmot.sparsity.keras.prune_scope():
+            return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many unrelated types for unreadable files
+        raise ModelLoadError(
+            f"cannot load '{path}' with tf_keras: {_first_line(exc)}",
+            hint="save the model with tf_keras (TF_USE_LEGACY_KERAS=1) or pass a Keras 3 .keras file",
+        ) from exc
+
+
+def _load_keras3(path: Path) -> Any:
+    tfenv.tensorflow()
+    try:
+        import keras
+    except ImportError as exc:
+        raise ModelLoadError(f"'{path}' is a Keras 3 model but Keras 3 is not installed", hint="pip install keras") from exc
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many unrelated types for unreadable files
+        raise ModelLoadError(f"cannot load Keras 3 model '{path}': {_first_line(exc)}") from exc
+
+
+def _has_pruning_wrappers(model: Any) -> bool:
+    tfenv.tfmot()
+    # tfmot exports no public name for its wrapper class; strip_pruning itself tests against this one.
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+    return any(isinstance(layer, PruneLowMagnitude) for layer in _all_layers(model))
+
+
+def _all_layers(model: Any):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,55 @@
+"""The table ``edgeprune bench`` prints: latency percentiles, size, speed-up over fp32, accuracy."""
+
+from __future__ import annotations
+
+from ..bench.stats import median_ratio
+from ..results.document import ResultsDocument, RunRecord
+from .table import format_table, human_bytes
+
+REFERENCE_VARIANT = "fp32"
+
+
+def speedup_text(document: ResultsDocument, run: RunRecord) -> str | None:
+    """Speed-up of ``run`` over the fp32 variant of the same model, device, threads and mode, with a 95% CI."""
+    if not run.ok or run.variant == REFERENCE_VARIANT:
+        return None
+    reference = document.find(run.device, run.model, REFERENCE_VARIANT, run.threads, run.xnnpack)
+    if reference is None or not reference.ok or not reference.samples_ms or not run.samples_ms:
+        return None
+    return str(median_ratio(reference.samples_ms, run.samples_ms))
+
+
+def render_bench(document: ResultsDocument) -> str:
+    has_accuracy = any(run.accuracy for run in document.runs)
+    headers = ["device", "model", "variant", "thr", "xnnpack", "p50 ms", "p90 ms", "p99 ms", "size",
+               "speed-up vs fp32 [95% CI]"]
+    headers += ["top-1", "agree"] if has_accuracy else []
+    headers += ["status"]
+    rows = []
+    for run in document.runs:
+        latency = run.latency_ms or {}
+        row = [run.device, run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
+               ms(latency.get("p50")), ms(latency.get("p90")), ms(latency.get("p99")), human_bytes(run.size_bytes),
+               speedup_text(document, run)]
+        if has_accuracy:
+            accuracy = run.accuracy or {}
+            row += [percent(accuracy.get("top1")), percent(accuracy.get("top1_agreement"))]
+        row.append("ok" if run.ok else "FAILED")
+        rows.append(row)
+    lines = [format_table(headers, rows)]
+    for verdict in document.sparse_inference:
+        state = "applied" if verdict["applied"] else "not applied"
+        lines.append(f"\nXNNPACK sparse inference on {verdict['device']} ({verdict['arch']}), {verdict['model']}: "
+                     f"{state}")
+        lines.extend(f"  - {reason}" for reason in verdict["reasons"])
+    return "\n".join(lines)
+
+
+def ms(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value:.4g}" if value < 1000 else f"{value:.0f}"
+
+
+def percent(value: float | None) -> str | None:
+    return None if value is None else f"{value * 100:.1f}%"

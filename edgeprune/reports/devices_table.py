@@ -1,0 +1,44 @@
+"""What ``edgeprune devices list`` and ``devices check`` print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..devices.base import Device
+from ..devices.inventory import Inventory
+from .table import format_table
+
+
+def render_device_list(inventory: Inventory) -> str:
+    rows = []
+    for name in inventory.names():
+        spec = inventory.spec(name)
+        where = "this machine" if spec.is_local else "".join(
+            [f"{spec.user}@" if spec.user else "", spec.host or "", f":{spec.port}" if spec.port else ""])
+        rows.append([name, where, spec.threads, ", ".join(spec.tags)])
+    source = f"inventory: {inventory.path}" if inventory.path else "inventory: none (only 'local')"
+    return format_table(["device", "address", "threads", "tags"], rows) + f"\n\n{source}"
+
+
+def render_device_check(device: Device, info: dict[str, Any]) -> str:
+    runtime = info.get("runtime") or {}
+    free = info.get("workdir_free_mb")
+    facts = [
+        ("device", f"{device.name} ({device.address})"),
+        ("reachable", "yes"),
+        ("architecture", info.get("arch")),
+        ("os", info.get("os")),
+        ("cpu", f"{info.get('cpu_model')}, {info.get('cpu_cores')} cores"),
+        ("python", f"{info.get('python')} ({info.get('python_executable')})"),
+        ("numpy", info.get("numpy")),
+        ("runtime", f"{runtime.get('name')} {runtime.get('version')}"),
+        ("runtimes installed", ", ".join(info.get("runtimes_installed") or []) or "none"),
+        ("xnnpack", "available" if info.get("xnnpack_available") else "NOT available"),
+        ("cpu governor", info.get("cpu_governor") or "n/a"),
+        ("soc temperature", f"{info['soc_temp_c']:.1f} C" if info.get("soc_temp_c") is not None else "n/a"),
+        ("throttled", info.get("throttled") or "n/a (no vcgencmd)"),
+        ("workdir", device.workdir),
+        ("workdir free", f"{free:.0f} MB" if free is not None else "n/a"),
+    ]
+    width = max(len(key) for key, _ in facts)
+    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in facts)

@@ -1,0 +1,152 @@
+"""The bench results document: a versioned envelope of runs, one per device x model variant x threads x mode.
+
+Schema (version 1) is documented in the README and in ``schemas/results.schema.json``. The writer rewrites the
+file atomically after every finished run, so a bench that dies later keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..errors import UsageError
+from ..fsutil import write_json_atomic
+
+RESULTS_KIND = "edgeprune.results"
+RESULTS_SCHEMA_VERSION = 1
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass
+class RunRecord:
+    device: str
+    model: str
+    variant: str
+    model_sha256: str | None
+    size_bytes: int | None
+    threads: int | None
+    xnnpack: bool
+    status: str
+    error: str | None = None
+    runtime: dict[str, Any] | None = None
+    latency_ms: dict[str, Any] | None = None
+    samples_ms: list[float] | None = None
+    init_ms: float | None = None
+    first_invoke_ms: float | None = None
+    peak_rss_mb: float | None = None
+    xnnpack_delegate: dict[str, Any] | None = None
+    board_state: dict[str, Any] | None = None
+    device_info: dict[str, Any] | None = None
+    accuracy: dict[str, Any] | None = None
+    export_manifest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    @property
+    def key(self) -> tuple[str, str, str, int | None, bool]:
+        return (self.device, self.model, self.variant, self.threads, self.xnnpack)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ResultsDocument:
+    created: str
+    settings: dict[str, Any]
+    runs: list[RunRecord] = field(default_factory=list)
+    label: str | None = None
+    sparse_inference: list[dict[str, Any]] = field(default_factory=list)
+    edgeprune_version: str = __version__
+    schema_version: int = RESULTS_SCHEMA_VERSION
+    kind: str = RESULTS_KIND
+
+    @classmethod
+    def new(cls, settings: dict[str, Any], label: str | None = None) -> "ResultsDocument":
+        return cls(created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), settings=settings,
+                   label=label)
+
+    def to_json(self) -> dict[str, Any]:
+        document = {"schema_version": self.schema_version, "kind": self.kind}
+        document.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in document})
+        document["runs"] = [run.to_json() for run in self.runs]
+        return document
+
+    def find(self, device: str, model: str, variant: str, threads: int | None, xnnpack: bool) -> RunRecord | None:
+        return next((run for run in self.runs if run.key == (device, model, variant, threads, xnnpack)), None)
+
+
+class ResultsWriter:
+    """Collects runs from concurrent device workers; every ``add`` is on disk before it returns."""
+
+    def __init__(self, document: ResultsDocument, path: Path | None,
+                 on_run: Callable[[ResultsDocument, RunRecord], None] | None = None) -> None:
+        self.document = document
+        self.path = path
+        self._on_run = on_run
+        self._lock = threading.Lock()
+        self.flush()
+
+    def add(self, run: RunRecord) -> None:
+        with self._lock:
+            self.document.runs.append(run)
+            self._write()
+            if self._on_run:
+                self._on_run(self.document, run)
+
+    def update(self, mutate: Callable[[ResultsDocument], None]) -> None:
+        with self._lock:
+            mutate(self.document)
+            self._write()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        if self.path is not None:
+            write_json_atomic(self.path, self.document.to_json())
+
+
+def read_results(path: Path) -> ResultsDocument:
+    """Read a results document; every problem names the file and, where it can, the run and key."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"results file '{path}' does not exist", hint="run edgeprune bench -o FILE first") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"results file '{path}' is not valid JSON ({exc})") from exc
+    return results_from_json(document, str(path))
+
+
+def results_from_json(document: Any, origin: str) -> ResultsDocument:
+    if not isinstance(document, dict) or document.get("kind") != RESULTS_KIND:
+        raise UsageError(f"{origin}: not an edgeprune results document (key 'kind' is not '{RESULTS_KIND}')")
+    if document.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        raise UsageError(f"{origin}: schema_version {document.get('schema_version')!r} is not supported "
+                         f"(this edgeprune reads {RESULTS_SCHEMA_VERSION})")
+    runs = document.get("runs")
+    if not isinstance(runs, list):
+        raise UsageError(f"{origin}: key 'runs' must be a list")
+    known = {f.name for f in fields(RunRecord)}
+    records = []
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict):
+            raise UsageError(f"{origin}: runs[{index}] is not an object")
+        try:
+            records.append(RunRecord(**{key: value for key, value in run.items() if key in known}))
+        except TypeError as exc:
+            raise UsageError(f"{origin}: runs[{index}] is malformed ({exc})") from exc
+    top = {key: document[key] for key in ("created", "settings", "label", "sparse_inference", "edgeprune_version")
+           if key in document}
+    top.setdefault("created", "")
+    top.setdefault("settings", {})
+    return ResultsDocument(runs=records, **top)
