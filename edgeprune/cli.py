@@ -113,6 +113,9 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
                        help="TFLite runtime on the device (default: the first installed of that order)")
     bench.add_argument("--timeout", type=float, default=600.0, help="seconds one runner process may take")
     bench.add_argument("-o", "--output", type=Path, default=Path("results.json"), help="results file (default results.json)")
+    bench.add_argument("--data", action="append", type=Path, default=[],
+                       help="evaluation .npz (x, optional y) for the accuracy pass; repeat for models of other input shapes")
+    bench.add_argument("--reference", type=Path, help="Keras model to compare outputs with (default: the export's source)")
     bench.add_argument("--label", help="name this run in the results history (for gate --baseline history:LABEL)")
     bench.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
     bench.add_argument("--no-history", action="store_true", help="do not record this run in the history")
@@ -121,41 +124,26 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from .bench.run import run_bench as bench
+    from .bench.run import BenchRequest, bench
     from .bench.session import BenchPlan
-    from .bench.targets import collect_targets
-    from .devices.inventory import Inventory
     from .reports.bench_table import render_bench
-    from .results.document import ResultsDocument, ResultsWriter
-    from .results.history import DEFAULT_HISTORY_DIR, History
+    from .results.history import DEFAULT_HISTORY_DIR
 
-    targets = collect_targets(args.paths)
-    inventory = Inventory.load(args.inventory)
-    names = inventory.select(args.device, args.tag) if (args.device or args.tag) else ["local"]
-    devices = [inventory.open(name, accept_new_host_key=args.accept_new_host_key) for name in names]
-    threads = args.threads or (devices[0].threads or 1,)
     plan = BenchPlan(
         runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=args.rounds,
-        threads=tuple(threads), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
+        threads=args.threads or (), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
         runtime=args.runtime, timeout_s=args.timeout,
     )
-    document = ResultsDocument.new({**plan.to_json(), "devices": names}, label=args.label)
-    history = None if args.no_history else History(args.history or DEFAULT_HISTORY_DIR)
-    bench_id = history.start_bench(document, args.output) if history else None
-    writer = ResultsWriter(document, args.output,
-                           on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
+    request = BenchRequest(
+        paths=args.paths, plan=plan, devices=args.device, tags=args.tag, output=args.output, label=args.label,
+        history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
+        accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
+    )
 
     def progress(device: str, message: str) -> None:
         print(f"[{device}] {message}", file=sys.stderr, flush=True)
 
-    try:
-        bench(targets, devices, plan, writer, progress)
-    finally:
-        for device in devices:
-            device.close()
-        if history:
-            history.update_header(bench_id, document)
-            history.close()
+    document = bench(request, progress)
     print(render_bench(document))
     print(f"\nwrote {args.output}")
     failed = [run for run in document.runs if not run.ok]

@@ -2,29 +2,81 @@
 
 from __future__ import annotations
 
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
+from ..accuracy.reference import ModelAccuracyPlan, plan_accuracy
 from ..devices.base import Device
-from ..results.document import ResultsWriter
-from .session import BenchPlan, DeviceSession, Progress, bench_device
+from ..devices.inventory import LOCAL, Inventory
+from ..errors import UsageError
+from ..results.document import ResultsDocument, ResultsWriter
+from ..results.history import History
+from .session import BenchPlan, Progress, bench_device
 from .sparse_verdict import sparse_verdicts
-from .targets import BenchTarget
+from .targets import BenchTarget, collect_targets
 
 
-def run_bench(
+@dataclass(frozen=True)
+class BenchRequest:
+    paths: Sequence[Path]
+    plan: BenchPlan = field(default_factory=BenchPlan)
+    devices: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    output: Path | None = None
+    label: str | None = None
+    history_dir: Path | None = None
+    inventory: Path | None = None
+    accept_new_host_key: bool = False
+    data: Sequence[Path] = ()
+    reference: Path | None = None
+
+
+def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
+    """Check every input first (nothing is written for a bad one), then measure and write as results arrive."""
+    targets = collect_targets(request.paths)
+    if request.reference and not request.data:
+        raise UsageError("--reference needs --data", hint="pass the evaluation data to compare outputs on")
+    inventory = Inventory.load(request.inventory)
+    names = inventory.select(request.devices, request.tags) if (request.devices or request.tags) else [LOCAL]
+    with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as scratch:
+        accuracy_plans = (plan_accuracy(targets, request.data, request.reference, Path(scratch))
+                          if request.data else None)
+        devices = [inventory.open(name, accept_new_host_key=request.accept_new_host_key) for name in names]
+        document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
+        history = History(request.history_dir) if request.history_dir else None
+        try:
+            bench_id = history.start_bench(document, request.output) if history else None
+            writer = ResultsWriter(document, request.output,
+                                   on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
+            run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans)
+            if history:
+                history.update_header(bench_id, document)
+        finally:
+            for device in devices:
+                device.close()
+            if history:
+                history.close()
+    return document
+
+
+def run_on_devices(
     targets: Sequence[BenchTarget],
     devices: Sequence[Device],
     plan: BenchPlan,
     writer: ResultsWriter,
     progress: Progress,
-) -> list[DeviceSession]:
+    accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
+) -> None:
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="edgeprune-device") as pool:
-        futures = [pool.submit(bench_device, device, targets, plan, writer, progress) for device in devices]
-        sessions = [future.result() for future in futures]
+        futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans)
+                   for device in devices]
+        for future in futures:
+            future.result()
     eligibility = sparse_eligibility(targets)
     writer.update(lambda document: setattr(document, "sparse_inference", sparse_verdicts(document, eligibility)))
-    return sessions
 
 
 def sparse_eligibility(targets: Sequence[BenchTarget]) -> dict[str, dict[str, Any] | None]:

@@ -10,6 +10,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..accuracy.device_pass import measure_accuracy
+from ..accuracy.reference import ModelAccuracyPlan
 from ..devices.base import Device
 from ..devices.cache import DeviceCache
 from ..devices.runner import BenchSettings, RunnerClient
@@ -28,7 +30,7 @@ class BenchPlan:
     warmup: int = 10
     min_seconds: float = 0.0
     rounds: int = 3
-    threads: tuple[int, ...] = (1,)
+    threads: tuple[int, ...] = ()  # empty: the device's own 'threads' setting, else 1
     xnnpack_modes: tuple[bool, ...] = (True,)
     runtime: str = "auto"
     timeout_s: float = 600.0
@@ -101,6 +103,7 @@ def bench_device(
     plan: BenchPlan,
     writer: ResultsWriter,
     progress: Progress,
+    accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
 ) -> DeviceSession:
     session = DeviceSession(device)
     try:
@@ -109,16 +112,49 @@ def bench_device(
     except DeviceError as exc:
         progress(device.name, f"unusable: {exc.detail}")
         for target in targets:
-            for threads in plan.threads:
+            for threads in thread_counts(plan, device):
                 for xnnpack in plan.xnnpack_modes:
                     writer.add(RunRecord(**run_identity(device, target, threads, xnnpack, None),
                                          status=STATUS_FAILED, error=str(exc)))
         return session
     remote_models = push_models(session, targets, progress)
-    for threads in plan.threads:
-        for xnnpack in plan.xnnpack_modes:
-            measure_interleaved(session, targets, remote_models, plan, threads, xnnpack, writer, progress)
+    for xnnpack in plan.xnnpack_modes:
+        accuracy = accuracy_pass(session, targets, remote_models, plan, xnnpack, accuracy_plans or {}, progress)
+        for threads in thread_counts(plan, device):
+            measure_interleaved(session, targets, remote_models, plan, threads, xnnpack, accuracy, writer, progress)
     return session
+
+
+def accuracy_pass(
+    session: DeviceSession,
+    targets: Sequence[BenchTarget],
+    remote_models: dict[str, str | Exception],
+    plan: BenchPlan,
+    xnnpack: bool,
+    accuracy_plans: dict[str, ModelAccuracyPlan],
+    progress: Progress,
+) -> dict[str, dict[str, Any] | DeviceError]:
+    """Its own pass, before timing: the data set runs through every variant once, outputs scored on the host."""
+    assert session.runner is not None
+    results: dict[str, dict[str, Any] | DeviceError] = {}
+    for target in targets:
+        remote = remote_models[target.label]
+        if target.model not in accuracy_plans or isinstance(remote, Exception):
+            continue
+        progress(session.device.name, f"accuracy {target.label} (XNNPACK {'on' if xnnpack else 'off'})")
+        try:
+            results[target.label] = measure_accuracy(
+                session.runner, session.cache, remote, target.sha256, accuracy_plans[target.model],
+                threads=thread_counts(plan, session.device)[0], xnnpack=xnnpack, runtime=plan.runtime, timeout_s=plan.timeout_s,
+            )
+        except DeviceError as exc:
+            progress(session.device.name, f"{target.label}: accuracy pass failed: {exc.detail}")
+            results[target.label] = exc
+    return results
+
+
+def thread_counts(plan: BenchPlan, device: Device) -> tuple[int, ...]:
+    return plan.threads or (device.threads or 1,)
 
 
 def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress: Progress) -> dict[str, str | Exception]:
@@ -139,6 +175,7 @@ def measure_interleaved(
     plan: BenchPlan,
     threads: int,
     xnnpack: bool,
+    accuracy: dict[str, dict[str, Any] | DeviceError],
     writer: ResultsWriter,
     progress: Progress,
 ) -> None:
@@ -164,7 +201,16 @@ def measure_interleaved(
                 progress(device.name, f"{target.label}: failed: {exc.detail}")
     for target in targets:
         record = accumulators[target.label].to_record(run_identity(device, target, threads, xnnpack, session.info))
+        attach_accuracy(record, accuracy.get(target.label))
         writer.add(record)
+
+
+def attach_accuracy(record: RunRecord, accuracy: dict[str, Any] | DeviceError | None) -> None:
+    if isinstance(accuracy, DeviceError):
+        record.status = STATUS_FAILED
+        record.error = "; ".join(filter(None, [record.error, f"accuracy pass: {accuracy}"]))
+    elif accuracy is not None:
+        record.accuracy = accuracy
 
 
 def run_identity(device: Device, target: BenchTarget, threads: int, xnnpack: bool,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..accuracy.metrics import OutputComparison, compare_outputs
 from ..devices.runner import RunnerClient
 from ..errors import RunnerError
 from .variants import FLOAT16, FLOAT32, VariantSpec
@@ -21,31 +22,6 @@ from .variants import FLOAT16, FLOAT32, VariantSpec
 # weights round to ~3 decimal digits. Quantized variants are judged by top-1 agreement on real inputs.
 FLOAT_TOLERANCE = {FLOAT32: 1e-3, FLOAT16: 3e-2}
 MIN_QUANTIZED_TOP1_AGREEMENT = 0.5
-
-
-@dataclass(frozen=True)
-class Comparison:
-    n: int
-    finite: bool
-    max_abs_error: float | None
-    mean_abs_error: float | None
-    top1_agreement: float | None
-
-    @classmethod
-    def of(cls, outputs: np.ndarray, reference: np.ndarray) -> "Comparison":
-        outputs = outputs.reshape(reference.shape).astype(np.float64)
-        finite = bool(np.isfinite(outputs).all())
-        if not finite:
-            return cls(len(reference), False, None, None, None)
-        error = np.abs(outputs - reference)
-        return cls(len(reference), True, float(error.max()), float(error.mean()), top1_agreement(outputs, reference))
-
-
-def top1_agreement(outputs: np.ndarray, reference: np.ndarray) -> float | None:
-    """Share of samples whose arg-max class matches; None when the output is not a class score vector."""
-    if reference.ndim != 2 or reference.shape[1] < 2:
-        return None
-    return float(np.mean(outputs.argmax(axis=1) == reference.argmax(axis=1)))
 
 
 @dataclass(frozen=True)
@@ -82,15 +58,15 @@ def validate_variant(
             except RunnerError as exc:
                 return Validation(False, f"{label}: {exc.detail}", inputs_kind, **figures)
             with np.load(outputs_file) as archive:
-                comparison = Comparison.of(archive["output_0"], reference)
-            figures[mode] = {**asdict(comparison), "delegate_created": reply["xnnpack"]["delegate_created"]}
+                comparison = compare_outputs(archive["output_0"], reference)
+            figures[mode] = {**comparison.to_json(), "delegate_created": reply["xnnpack"]["delegate_created"]}
             problem = judge(spec, comparison, reference, real_inputs)
             if problem:
                 return Validation(False, f"{label}: {problem}", inputs_kind, **figures)
     return Validation(True, None, inputs_kind, **figures)
 
 
-def judge(spec: VariantSpec, comparison: Comparison, reference: np.ndarray, real_inputs: bool) -> str | None:
+def judge(spec: VariantSpec, comparison: OutputComparison, reference: np.ndarray, real_inputs: bool) -> str | None:
     if not comparison.finite:
         return "produced NaN or Inf outputs"
     if spec.quantization in FLOAT_TOLERANCE:

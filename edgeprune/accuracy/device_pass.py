@@ -1,0 +1,44 @@
+"""The accuracy pass on the device: the whole data set through one variant, outputs back as binary .npz."""
+
+from __future__ import annotations
+
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..devices.cache import DeviceCache
+from ..devices.runner import RunnerClient
+from .metrics import compare_outputs
+from .reference import ModelAccuracyPlan
+
+
+def measure_accuracy(
+    runner: RunnerClient,
+    cache: DeviceCache,
+    remote_model: str,
+    model_sha256: str,
+    plan: ModelAccuracyPlan,
+    *,
+    threads: int,
+    xnnpack: bool,
+    runtime: str,
+    timeout_s: float,
+) -> dict[str, Any]:
+    remote_inputs = cache.ensure(plan.inputs_file, sha256=plan.inputs_sha256)
+    # Named by what produced it, so a rerun overwrites instead of piling up files on the board.
+    name = f"outputs-{model_sha256[:16]}-{plan.inputs_sha256[:16]}-{'xnn' if xnnpack else 'builtin'}.npz"
+    remote_outputs = posixpath.join(cache.scratch_dir(), name)
+    runner.infer(remote_model, remote_inputs, remote_outputs, threads=threads, xnnpack=xnnpack, runtime=runtime,
+                 timeout_s=timeout_s)
+    with tempfile.TemporaryDirectory(prefix="edgeprune-outputs-") as folder:
+        local = Path(folder) / name
+        runner.device.download(remote_outputs, local)
+        with np.load(local, allow_pickle=False) as archive:
+            outputs = archive["output_0"]
+    figures = compare_outputs(outputs, plan.reference, plan.dataset.y).to_json()
+    figures["reference"] = plan.reference_source
+    figures["data"] = str(plan.dataset.path)
+    return figures
