@@ -1,0 +1,66 @@
+"""``edgeprune bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .options import add_device_options, positive_int, thread_counts
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="measure variants on devices (local by default)")
+    bench.add_argument("paths", nargs="*", type=Path, help="export folders or .tflite files")
+    bench.add_argument("--device", action="append", default=[], help="device name from the inventory (repeatable)")
+    bench.add_argument("--tag", action="append", default=[], help="every device with this tag (repeatable)")
+    bench.add_argument("--runs", type=positive_int, default=100, help="timed invokes per variant (default 100)")
+    bench.add_argument("--warmup", type=int, default=10, help="untimed invokes before each round (default 10)")
+    bench.add_argument("--min-seconds", type=float, default=0.0, help="keep timing at least this long per variant")
+    bench.add_argument("--rounds", type=positive_int, default=3,
+                       help="interleaved rounds, each a fresh process per variant (default 3)")
+    bench.add_argument("--threads", type=thread_counts, default=None,
+                       help="interpreter threads, e.g. 1 or 1,4 (default: the device's 'threads', else 1)")
+    bench.add_argument("--xnnpack", choices=("on", "off", "both"), default="on",
+                       help="XNNPACK delegate on (default), off (builtin kernels baseline) or both")
+    bench.add_argument("--runtime", default="auto", choices=("auto", "ai_edge_litert", "tflite_runtime", "tensorflow"),
+                       help="TFLite runtime on the device (default: the first installed of that order)")
+    bench.add_argument("--timeout", type=float, default=600.0, help="seconds one runner process may take")
+    bench.add_argument("-o", "--output", type=Path, default=Path("results.json"), help="results file (default results.json)")
+    bench.add_argument("--data", action="append", type=Path, default=[],
+                       help="evaluation .npz (x, optional y) for the accuracy pass; repeat for models of other input shapes")
+    bench.add_argument("--reference", type=Path, help="Keras model to compare outputs with (default: the export's source)")
+    bench.add_argument("--label", help="name this run in the results history (for gate --baseline history:LABEL)")
+    bench.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
+    bench.add_argument("--no-history", action="store_true", help="do not record this run in the history")
+    add_device_options(bench)
+    bench.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench.run import BenchRequest, bench
+    from ..bench.session import BenchPlan
+    from ..reports.bench_table import render_bench
+    from ..results.history import DEFAULT_HISTORY_DIR
+
+    plan = BenchPlan(
+        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=args.rounds,
+        threads=args.threads or (), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
+        runtime=args.runtime, timeout_s=args.timeout,
+    )
+    request = BenchRequest(
+        paths=args.paths, plan=plan, devices=args.device, tags=args.tag, output=args.output, label=args.label,
+        history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
+        accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
+    )
+
+    def progress(device: str, message: str) -> None:
+        print(f"[{device}] {message}", file=sys.stderr, flush=True)
+
+    document = bench(request, progress)
+    print(render_bench(document))
+    print(f"\nwrote {args.output}")
+    failed = [run for run in document.runs if not run.ok]
+    for run in failed:
+        print(f"edgeprune: {run.device} {run.model}/{run.variant}: {run.error}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,35 @@
+"""``edgeprune export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser("export", help="convert a pruned Keras model to validated TFLite variants")
+    export.add_argument("model", type=Path, help=".keras, .h5 or SavedModel folder")
+    export.add_argument("-o", "--outdir", type=Path, required=True, help="folder for the variants and manifest.json")
+    export.add_argument("--variants", help="comma-separated list or 'all' (default: what fits the model and data)")
+    export.add_argument("--calibration", type=Path, help=".npz with array x, for full-int8 variants")
+    export.add_argument(
+        "--random-calibration", action="store_true", help="calibrate int8 on random inputs (accuracy meaningless)"
+    )
+    export.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..convert.export import ExportRequest, export
+    from ..convert.variants import parse_variant_list
+    from ..reports.export_table import render_export
+
+    requested = parse_variant_list(args.variants) if args.variants else None
+    request = ExportRequest(args.model, args.outdir, requested, args.calibration, args.random_calibration)
+    manifest = export(request, progress=lambda message: print(f"  {message}", file=sys.stderr))
+    print(render_export(manifest))
+    failed = [record for record in manifest.variants if not record.valid]
+    for record in failed:
+        print(f"edgeprune: variant '{record.name}' is invalid: {record.error}", file=sys.stderr)
+    asked_by_name = {name.strip() for name in (args.variants or "").split(",")} - {"all", ""}
+    return 1 if any(record.name in asked_by_name for record in failed) else 0

@@ -1,0 +1,22 @@
+"""``edgeprune inspect``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    inspect = commands.add_parser("inspect", help="per-layer sparsity, MACs and the XNNPACK sparse verdict")
+    inspect.add_argument("path", type=Path, help=".tflite file or Keras model")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inspection import inspect_path, render_inspection
+
+    report = inspect_path(args.path)
+    print(json.dumps(report.to_json(), indent=2) if args.json else render_inspection(report))
+    return 0
