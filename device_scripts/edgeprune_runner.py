@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 
+STARTED_NS = time.perf_counter_ns()
 PROTOCOL = 1
 EXIT_FAILED = 3
 RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
@@ -488,6 +489,7 @@ def main(argv=None) -> int:
             reply = {"protocol": PROTOCOL, "ok": False, "command": command,
                      "error": {"kind": "internal", "message": f"{type(exc).__name__}: {one_line(exc)}"}}
             exit_code = EXIT_FAILED
+        reply["elapsed_ns"] = time.perf_counter_ns() - STARTED_NS
         os.write(protocol_fd, (json.dumps(reply) + "\n").encode("utf-8"))
     return exit_code
 

@@ -73,10 +73,14 @@ def run_on_devices(
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="edgeprune-device") as pool:
         futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans)
                    for device in devices]
-        for future in futures:
-            future.result()
+        sessions = [future.result() for future in futures]
     eligibility = sparse_eligibility(targets)
-    writer.update(lambda document: setattr(document, "sparse_inference", sparse_verdicts(document, eligibility)))
+
+    def conclude(document: ResultsDocument) -> None:
+        document.devices = {session.device.name: session.summary() for session in sessions}
+        document.sparse_inference = sparse_verdicts(document, eligibility)
+
+    writer.update(conclude)
 
 
 def sparse_eligibility(targets: Sequence[BenchTarget]) -> dict[str, dict[str, Any] | None]:

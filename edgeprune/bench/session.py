@@ -7,6 +7,7 @@ device fails that device's runs, and every other measurement is still written.
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -87,6 +88,14 @@ class DeviceSession:
     cache: DeviceCache = field(init=False)
     runner: RunnerClient | None = field(default=None, init=False)
     info: dict[str, Any] | None = field(default=None, init=False)
+    error: str | None = field(default=None, init=False)
+    wall_seconds: float = field(default=0.0, init=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The device's entry in the results document: what it is, what it cost to reach it."""
+        return {"address": self.device.address, "info": self.info, "error": self.error,
+                "uploaded_bytes": self.cache.uploaded_bytes, "wall_seconds": round(self.wall_seconds, 3),
+                "runner_seconds": round(self.runner.device_seconds, 3) if self.runner else 0.0}
 
     def __post_init__(self) -> None:
         self.cache = DeviceCache(self.device)
@@ -106,40 +115,57 @@ def bench_device(
     accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
 ) -> DeviceSession:
     session = DeviceSession(device)
+    started = time.perf_counter()
+    try:
+        measure_on_device(session, targets, plan, writer, progress, accuracy_plans)
+    finally:
+        session.wall_seconds = time.perf_counter() - started
+    return session
+
+
+def measure_on_device(
+    session: DeviceSession,
+    targets: Sequence[BenchTarget],
+    plan: BenchPlan,
+    writer: ResultsWriter,
+    progress: Progress,
+    accuracy_plans: dict[str, ModelAccuracyPlan] | None,
+) -> None:
+    device = session.device
     try:
         progress(device.name, f"connecting to {device.address}")
         session.open(plan.runtime)
     except DeviceError as exc:
+        session.error = str(exc)
         progress(device.name, f"unusable: {exc.detail}")
         for target in targets:
             for threads in thread_counts(plan, device):
                 for xnnpack in plan.xnnpack_modes:
                     writer.add(RunRecord(**run_identity(device, target, threads, xnnpack, None),
                                          status=STATUS_FAILED, error=str(exc)))
-        return session
+        return
     remote_models = push_models(session, targets, progress)
     for xnnpack in plan.xnnpack_modes:
         accuracy = accuracy_pass(session, targets, remote_models, plan, xnnpack, accuracy_plans or {}, progress)
         for threads in thread_counts(plan, device):
             measure_interleaved(session, targets, remote_models, plan, threads, xnnpack, accuracy, writer, progress)
-    return session
 
 
 def accuracy_pass(
     session: DeviceSession,
     targets: Sequence[BenchTarget],
-    remote_models: dict[str, str | Exception],
+    remote_models: dict[str, str | DeviceError],
     plan: BenchPlan,
     xnnpack: bool,
     accuracy_plans: dict[str, ModelAccuracyPlan],
     progress: Progress,
-) -> dict[str, dict[str, Any] | DeviceError]:
+) -> dict[str, dict[str, Any] | str]:
     """Its own pass, before timing: the data set runs through every variant once, outputs scored on the host."""
     assert session.runner is not None
-    results: dict[str, dict[str, Any] | DeviceError] = {}
+    results: dict[str, dict[str, Any] | str] = {}
     for target in targets:
         remote = remote_models[target.label]
-        if target.model not in accuracy_plans or isinstance(remote, Exception):
+        if target.model not in accuracy_plans or isinstance(remote, DeviceError):
             continue
         progress(session.device.name, f"accuracy {target.label} (XNNPACK {'on' if xnnpack else 'off'})")
         try:
@@ -149,7 +175,7 @@ def accuracy_pass(
             )
         except DeviceError as exc:
             progress(session.device.name, f"{target.label}: accuracy pass failed: {exc.detail}")
-            results[target.label] = exc
+            results[target.label] = variant_error(session.device, target, exc)
     return results
 
 
@@ -157,8 +183,8 @@ def thread_counts(plan: BenchPlan, device: Device) -> tuple[int, ...]:
     return plan.threads or (device.threads or 1,)
 
 
-def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress: Progress) -> dict[str, str | Exception]:
-    remote: dict[str, str | Exception] = {}
+def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress: Progress) -> dict[str, str | DeviceError]:
+    remote: dict[str, str | DeviceError] = {}
     for target in targets:
         try:
             remote[target.label] = session.cache.ensure(target.path, sha256=target.sha256)
@@ -171,11 +197,11 @@ def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress
 def measure_interleaved(
     session: DeviceSession,
     targets: Sequence[BenchTarget],
-    remote_models: dict[str, str | Exception],
+    remote_models: dict[str, str | DeviceError],
     plan: BenchPlan,
     threads: int,
     xnnpack: bool,
-    accuracy: dict[str, dict[str, Any] | DeviceError],
+    accuracy: dict[str, dict[str, Any] | str],
     writer: ResultsWriter,
     progress: Progress,
 ) -> None:
@@ -185,8 +211,9 @@ def measure_interleaved(
     settings = plan.round_settings(threads, xnnpack)
     accumulators = {target.label: RoundsAccumulator() for target in targets}
     for target in targets:
-        if isinstance(remote_models[target.label], Exception):
-            accumulators[target.label].error = str(remote_models[target.label])
+        upload_failure = remote_models[target.label]
+        if isinstance(upload_failure, DeviceError):
+            accumulators[target.label].error = variant_error(device, target, upload_failure)
     mode = f"{threads} thread{'s' if threads != 1 else ''}, XNNPACK {'on' if xnnpack else 'off'}"
     for round_index in range(plan.rounds):
         for target in targets:
@@ -197,7 +224,7 @@ def measure_interleaved(
             try:
                 accumulator.replies.append(session.runner.bench(str(remote_models[target.label]), settings))
             except DeviceError as exc:
-                accumulator.error = str(exc)
+                accumulator.error = variant_error(device, target, exc)
                 progress(device.name, f"{target.label}: failed: {exc.detail}")
     for target in targets:
         record = accumulators[target.label].to_record(run_identity(device, target, threads, xnnpack, session.info))
@@ -205,8 +232,13 @@ def measure_interleaved(
         writer.add(record)
 
 
-def attach_accuracy(record: RunRecord, accuracy: dict[str, Any] | DeviceError | None) -> None:
-    if isinstance(accuracy, DeviceError):
+def variant_error(device: Device, target: BenchTarget, exc: DeviceError) -> str:
+    """Name what the user knows (device, variant, local file), not the content hash it has on the board."""
+    return f"device '{device.name}', {target.label} ({target.path}): {exc.detail}"
+
+
+def attach_accuracy(record: RunRecord, accuracy: str | dict[str, Any] | None) -> None:
+    if isinstance(accuracy, str):
         record.status = STATUS_FAILED
         record.error = "; ".join(filter(None, [record.error, f"accuracy pass: {accuracy}"]))
     elif accuracy is not None:

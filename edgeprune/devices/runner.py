@@ -39,6 +39,7 @@ class RunnerClient:
     def __init__(self, device: Device, runner_path: str) -> None:
         self.device = device
         self.runner_path = runner_path
+        self.device_seconds = 0.0  # time the runner processes report for themselves, start to reply
 
     def probe(self, *, runtime: str = "auto") -> dict[str, Any]:
         return self._call(["probe", "--runtime", runtime, "--workdir", self.device.workdir], PROBE_TIMEOUT_S)
@@ -59,6 +60,8 @@ class RunnerClient:
     def _call(self, argv: list[str], timeout_s: float) -> dict[str, Any]:
         result = self.device.run([self.device.python, self.runner_path, *argv], timeout=timeout_s)
         reply = decode_reply(result.stdout)
+        if reply is not None and isinstance(reply.get("elapsed_ns"), int):
+            self.device_seconds += reply["elapsed_ns"] / 1e9
         if reply is None:
             raise RunnerError(self.device.name, crash_message(result.exit_code, result.stderr), kind="crash")
         if reply.get("protocol") != PROTOCOL:

@@ -64,6 +64,7 @@ class ResultsDocument:
     settings: dict[str, Any]
     runs: list[RunRecord] = field(default_factory=list)
     label: str | None = None
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     sparse_inference: list[dict[str, Any]] = field(default_factory=list)
     edgeprune_version: str = __version__
     schema_version: int = RESULTS_SCHEMA_VERSION
@@ -145,7 +146,8 @@ def results_from_json(document: Any, origin: str) -> ResultsDocument:
             records.append(RunRecord(**{key: value for key, value in run.items() if key in known}))
         except TypeError as exc:
             raise UsageError(f"{origin}: runs[{index}] is malformed ({exc})") from exc
-    top = {key: document[key] for key in ("created", "settings", "label", "sparse_inference", "edgeprune_version")
+    top = {key: document[key] for key in ("created", "settings", "label", "devices", "sparse_inference",
+                                          "edgeprune_version")
            if key in document}
     top.setdefault("created", "")
     top.setdefault("settings", {})

@@ -1,0 +1,245 @@
+"""The device inventory: ``[devices.NAME]`` tables in ``edgeprune.toml``, plus ``local`` which always exists.
+
+Example::
+
+    [devices.pi4]
+    host = "pi4"                   # a host name or a ~/.ssh/config alias
+    user = "pi"                    # optional, like port and identity_file: ~/.ssh/config fills the rest
+    threads = 4
+    tags = ["arm64", "pi"]
+
+    [devices.local]                # optional: only python, workdir, threads and tags
+    threads = 2
+
+The file is the explicit path if one is given, else ``$EDGEPRUNE_INVENTORY``, else ``./edgeprune.toml``; only
+that last one may be missing (the inventory is then just ``local``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..errors import ConfigError, UsageError
+from .base import Device
+from .local import LocalDevice
+from .ssh import SSHDevice
+
+ENV_VAR = "EDGEPRUNE_INVENTORY"
+DEFAULT_FILE = Path("edgeprune.toml")
+LOCAL = "local"
+
+# key -> (expected Python type, how to say it in a message)
+_KEY_TYPES: dict[str, tuple[type, str]] = {
+    "host": (str, "a string"),
+    "user": (str, "a string"),
+    "port": (int, "an integer"),
+    "identity_file": (str, "a string"),
+    "python": (str, "a string"),
+    "workdir": (str, "a string"),
+    "threads": (int, "an integer"),
+    "tags": (list, "a list of strings"),
+}
+_LOCAL_KEYS = frozenset({"python", "workdir", "threads", "tags"})
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One device as the inventory describes it; ``host`` is None only for ``local``."""
+
+    name: str
+    host: str | None = None
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    python: str | None = None
+    workdir: str | None = None
+    threads: int | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def is_local(self) -> bool:
+        return self.host is None
+
+
+class Inventory:
+    """The known devices, in file order after ``local``."""
+
+    def __init__(self, specs: Iterable[DeviceSpec], path: Path | None = None) -> None:
+        self.path = path
+        self._specs = {spec.name: spec for spec in specs}
+        self._specs.setdefault(LOCAL, DeviceSpec(LOCAL))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "Inventory":
+        """Read the inventory file chosen as the module docstring describes."""
+        if path is not None:
+            return cls._from_file(Path(path), missing=f"inventory file {path} does not exist")
+        from_env = os.environ.get(ENV_VAR)
+        if from_env:
+            missing = f"inventory file {from_env} (from ${ENV_VAR}) does not exist"
+            return cls._from_file(Path(from_env), missing=missing)
+        if DEFAULT_FILE.is_file():
+            return cls._from_file(DEFAULT_FILE, missing="")
+        return cls(())
+
+    @classmethod
+    def _from_file(cls, path: Path, *, missing: str) -> "Inventory":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(missing, hint="pass an existing file or create it") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        return cls(_parse(text, path), path=path)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs, key=lambda name: name != LOCAL)  # stable: local first, then file order
+
+    def spec(self, name: str) -> DeviceSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            where = f"a [devices.{name}] table to {self.path or DEFAULT_FILE}"
+            raise UsageError(
+                f"unknown device '{name}' (known: {', '.join(self.names())})", hint=f"check the name or add {where}"
+            ) from None
+
+    def open(self, name: str, *, accept_new_host_key: bool = False) -> Device:
+        """A device object for ``name``; SSH devices connect on first use, not here."""
+        spec = self.spec(name)
+        identity_file = self._identity_path(spec.identity_file)
+        if identity_file is not None and not identity_file.is_file():
+            raise ConfigError(f"{self.path}: [devices.{name}] identity_file {identity_file} does not exist")
+        if spec.host is None:
+            return LocalDevice(
+                spec.name, python=spec.python, workdir=spec.workdir, threads=spec.threads, tags=spec.tags
+            )
+        return SSHDevice(
+            spec.name,
+            host=spec.host,
+            user=spec.user,
+            port=spec.port,
+            identity_file=identity_file,
+            python=spec.python or "python3",
+            workdir=spec.workdir,
+            threads=spec.threads,
+            tags=spec.tags,
+            accept_new_host_key=accept_new_host_key,
+        )
+
+    def _identity_path(self, identity_file: str | None) -> Path | None:
+        """``~`` is expanded; a relative path is relative to the inventory file, wherever edgeprune runs."""
+        if identity_file is None:
+            return None
+        path = Path(identity_file).expanduser()
+        return path if path.is_absolute() or self.path is None else self.path.parent / path
+
+    def select(self, names: Iterable[str] = (), tags: Iterable[str] = ()) -> list[str]:
+        """The devices named (all when none are), keeping those that carry every one of ``tags``."""
+        chosen = list(dict.fromkeys(names)) or self.names()
+        for name in chosen:
+            self.spec(name)  # unknown names fail here, listing the known ones
+        wanted = set(tags)
+        known_tags = {tag for spec in self._specs.values() for tag in spec.tags}
+        if unknown := sorted(wanted - known_tags):
+            raise UsageError(
+                f"no device has tag {', '.join(repr(tag) for tag in unknown)} "
+                f"(known tags: {', '.join(sorted(known_tags)) or 'none'})"
+            )
+        selected = [name for name in chosen if wanted <= set(self._specs[name].tags)]
+        if not selected:
+            raise UsageError(f"none of {', '.join(chosen)} has all of the tags {', '.join(sorted(wanted))}")
+        return selected
+
+
+def _parse(text: str, path: Path) -> list[DeviceSpec]:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    for key in document:
+        if key != "devices":
+            raise ConfigError(f"{path}: unknown top-level key '{key}'", hint="devices go in [devices.NAME] tables")
+    devices = document.get("devices", {})
+    if not isinstance(devices, dict):
+        raise ConfigError(f"{path}: 'devices' must be a table of [devices.NAME] tables")
+    return [_parse_device(name, table, path, text) for name, table in devices.items()]
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Where a [devices.NAME] table sits, to make errors that name the file, line, device and key."""
+
+    path: Path
+    text: str
+    device: str
+
+    def error(self, key: str | None, problem: str, hint: str | None = None) -> ConfigError:
+        line = _line_of(self.text, self.device, key)
+        return ConfigError(f"{self.path}{f':{line}' if line else ''}: [devices.{self.device}] {problem}", hint=hint)
+
+
+def _parse_device(name: str, table: Any, path: Path, text: str) -> DeviceSpec:
+    where = _Table(path, text, name)
+    if not _NAME_PATTERN.fullmatch(name):
+        raise where.error(None, "device names may use only letters, digits, '.', '_' and '-'")
+    if not isinstance(table, dict):
+        raise where.error(None, f"must be a table, not {_type_name(table)}")
+    allowed = _LOCAL_KEYS if name == LOCAL else _KEY_TYPES.keys()
+    for key, value in table.items():
+        if key not in allowed:
+            if name == LOCAL and key in _KEY_TYPES:
+                raise where.error(key, f"key '{key}' does not apply: local runs on this machine")
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(sorted(allowed))}"
+            raise where.error(key, f"unknown key '{key}'", hint=hint)
+        expected, described = _KEY_TYPES[key]
+        # bool is an int subclass in Python, but `port = true` is a mistake, not port 1.
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise where.error(key, f"key '{key}' must be {described}, not {_type_name(value)}")
+    _check_values(table, where)
+    if name != LOCAL and "host" not in table:
+        raise where.error(None, "has no 'host'", hint="set it to the board's host name or ~/.ssh/config alias")
+    return DeviceSpec(name=name, **{**table, "tags": tuple(table.get("tags", ()))})
+
+
+def _check_values(table: Mapping[str, Any], where: _Table) -> None:
+    """Ranges and emptiness, once the types are known to be right."""
+    if "port" in table and not 1 <= table["port"] <= 65535:
+        raise where.error("port", f"port {table['port']} is not between 1 and 65535")
+    if "threads" in table and table["threads"] < 1:
+        raise where.error("threads", f"threads must be at least 1, not {table['threads']}")
+    if not all(isinstance(tag, str) and tag for tag in table.get("tags", [])):
+        raise where.error("tags", "tags must be a list of non-empty strings")
+    for key in ("host", "user", "python", "workdir", "identity_file"):
+        if key in table and not table[key].strip():
+            raise where.error(key, f"key '{key}' is empty")
+
+
+def _line_of(text: str, device: str, key: str | None) -> int | None:
+    """Best-effort line number of ``key`` in the ``[devices.NAME]`` table (of the header when key is None)."""
+    header = re.compile(rf"""^\s*\[\s*devices\s*\.\s*["']?{re.escape(device)}["']?\s*\]""")
+    assignment = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""") if key else None
+    in_table = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if header.match(line):
+            if assignment is None:
+                return number
+            in_table = True
+        elif line.lstrip().startswith("["):
+            in_table = False
+        elif in_table and assignment is not None and assignment.match(line):
+            return number
+    return None
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)

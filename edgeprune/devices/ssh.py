@@ -1,0 +1,608 @@
+"""A board reached over SSH: one lazily opened paramiko connection per device, host keys checked like OpenSSH.
+
+Settings come from the inventory and from ``~/.ssh/config`` (explicit inventory values win), so a host that
+works with ``ssh pi`` works here. Authentication uses only keys (ssh-agent, IdentityFile, ``~/.ssh/id_*``),
+never passwords. Host keys are checked against ``known_hosts``: an unknown key is refused unless the caller
+accepts new keys (then it is recorded in OpenSSH format); a changed key is always refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import getpass
+import os
+import posixpath
+import secrets
+import select
+import shlex
+import socket
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import paramiko
+
+from ..errors import ConfigError, DeviceError, DeviceTimeout, HostKeyError
+from .base import CommandResult, Device
+
+DEFAULT_WORKDIR = "~/.cache/edgeprune"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_CONNECT_RETRIES = 2
+DEFAULT_RETRY_BACKOFF = 0.5
+KEEPALIVE_SECONDS = 30
+KILL_TIMEOUT = 10.0
+
+# Every command runs through this POSIX sh snippet: it announces its PID (so a timed-out command can be killed
+# on the device) or that the program is missing, then execs the program so the PID stays the program's.
+_START_MARK = b"edgeprune-start="
+_WRAPPER = (
+    'command -v -- "$1" >/dev/null 2>&1 || { echo edgeprune-start=missing; exit 127; }; '
+    'echo "edgeprune-start=$$"; exec "$@"'
+)
+# Kills the process group led by $1 (sshd makes each session's command a group leader), falling back to the
+# single process; TERM first, KILL for whatever is left after about two seconds.
+_KILL_SCRIPT = (
+    'kill -TERM "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || exit 0; '
+    'for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done; '
+    'kill -KILL "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null; exit 0'
+)
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Where and as whom to connect, after merging inventory settings with ``~/.ssh/config``."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    identities_only: bool
+    known_hosts: Path
+    accept_new_host_key: bool
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The name OpenSSH files this host's keys under: ``host`` on port 22, ``[host]:port`` otherwise."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+
+def resolve_target(
+    host: str,
+    *,
+    user: str | None = None,
+    port: int | None = None,
+    identity_file: str | os.PathLike[str] | None = None,
+    known_hosts: str | os.PathLike[str] | None = None,
+    ssh_config: str | os.PathLike[str] | None = None,
+    accept_new_host_key: bool = False,
+) -> SSHTarget:
+    """Look ``host`` up in the SSH config file (default ``~/.ssh/config``); explicit arguments win."""
+    config_path = Path(ssh_config or "~/.ssh/config").expanduser()
+    options = _read_ssh_config(config_path, host)
+    for unsupported in ("proxyjump", "proxycommand"):
+        if unsupported in options:
+            raise ConfigError(
+                f"{config_path}: host '{host}' uses {unsupported}, which edgeprune does not support",
+                hint="give the inventory a host reachable directly, or a Host entry without it",
+            )
+    if identity_file is not None:
+        explicit = Path(identity_file).expanduser()
+        if not explicit.is_file():
+            raise ConfigError(f"identity file {explicit} for host '{host}' does not exist", hint="fix identity_file")
+        identity_files: tuple[str, ...] = (str(explicit),)
+    else:
+        identity_files = tuple(str(Path(path).expanduser()) for path in options.get("identityfile", []))
+    config_known_hosts = options.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
+    # OpenSSH users who set accept-new (or no) for a host expect new keys to be recorded without a flag.
+    config_accepts_new = options.get("stricthostkeychecking", "").lower() in ("accept-new", "no", "off")
+    return SSHTarget(
+        hostname=options.get("hostname", host),
+        port=port if port is not None else _config_port(options, config_path, host),
+        user=user or options.get("user") or getpass.getuser(),
+        identity_files=identity_files,
+        identities_only=options.get("identitiesonly", "no").lower() == "yes",
+        known_hosts=Path(known_hosts or config_known_hosts).expanduser(),
+        accept_new_host_key=accept_new_host_key or config_accepts_new,
+    )
+
+
+def _read_ssh_config(path: Path, host: str) -> paramiko.SSHConfigDict:
+    if not path.is_file():
+        return paramiko.SSHConfig().lookup(host)
+    try:
+        return paramiko.SSHConfig.from_path(str(path)).lookup(host)
+    except (OSError, ValueError, paramiko.SSHException) as exc:
+        raise ConfigError(f"{path}: cannot read SSH config for host '{host}': {exc}") from exc
+
+
+def _config_port(options: paramiko.SSHConfigDict, config_path: Path, host: str) -> int:
+    try:
+        return int(options.get("port", 22))
+    except ValueError:
+        raise ConfigError(f"{config_path}: host '{host}' has Port '{options['port']}', not a number") from None
+
+
+class KnownHosts:
+    """An OpenSSH ``known_hosts`` file: plain and hashed host names, read fresh on each connect, appended to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def keys_for(self, name: str) -> list[tuple[int, paramiko.PKey]]:
+        """The keys recorded for ``name`` (``host`` or ``[host]:port``) with their 1-based line numbers."""
+        try:
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot read known hosts: {exc.strerror}") from exc
+        found = []
+        for number, line in enumerate(lines, 1):
+            fields = line.split()
+            # Markers (@cert-authority, @revoked) and comments are not plain host keys: skipped like paramiko does.
+            if len(fields) < 3 or fields[0].startswith(("#", "@")):
+                continue
+            if any(_host_pattern_matches(pattern, name) for pattern in fields[0].split(",")):
+                key = _parse_public_key(fields[1], fields[2])
+                if key is not None:
+                    found.append((number, key))
+        return found
+
+    def append(self, name: str, key: paramiko.PKey) -> None:
+        """Record ``key`` for ``name`` the way ``ssh`` does, creating ``~/.ssh`` privately if needed."""
+        line = f"{name} {key.get_name()} {key.get_base64()}\n"
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.path.is_file() and self.path.read_bytes()[-1:] not in (b"", b"\n"):
+                line = "\n" + line  # a hand-edited file may lack its final newline
+            # One O_APPEND write, so concurrent edgeprune runs cannot interleave half lines.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot record the host key of {name}: {exc.strerror}") from exc
+
+
+def _host_pattern_matches(pattern: str, name: str) -> bool:
+    if pattern.startswith("|1|"):
+        try:
+            return paramiko.HostKeys.hash_host(name, pattern) == pattern
+        except (binascii.Error, AssertionError):  # a malformed salt (hash_host asserts its length)
+            return False
+    return pattern == name
+
+
+def _parse_public_key(key_type: str, data: str) -> paramiko.PKey | None:
+    try:
+        return paramiko.PKey.from_type_string(key_type, base64.b64decode(data))
+    except (binascii.Error, ValueError, paramiko.SSHException, paramiko.UnknownKeyType):
+        return None
+
+
+def _describe_key(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+class _UnknownHostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Called by paramiko only for hosts without any recorded key: record the key or refuse with the fix."""
+
+    def __init__(self, device: str, target: SSHTarget, known_hosts: KnownHosts) -> None:
+        self._device = device
+        self._target = target
+        self._known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self._target.accept_new_host_key:
+            self._known_hosts.append(hostname, key)
+            return
+        port_option = "" if self._target.port == 22 else f"-p {self._target.port} "
+        raise HostKeyError(
+            self._device,
+            f"unknown host key for {hostname} ({_describe_key(key)}), not in {self._known_hosts.path}",
+            hint=f"check the fingerprint, then pass --accept-new-host-key or run "
+            f"`ssh-keyscan {port_option}{self._target.hostname} >> {self._known_hosts.path}`",
+        )
+
+
+class SSHDevice(Device):
+    """A board reached over SSH; the connection and its SFTP session open on first use and are reused."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        user: str | None = None,
+        port: int | None = None,
+        identity_file: str | os.PathLike[str] | None = None,
+        python: str = "python3",
+        workdir: str | None = None,
+        threads: int | None = None,
+        tags: Sequence[str] = (),
+        accept_new_host_key: bool = False,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        known_hosts: str | os.PathLike[str] | None = None,
+        ssh_config: str | os.PathLike[str] | None = None,
+        connect_retries: int = DEFAULT_CONNECT_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+    ) -> None:
+        super().__init__(name, python=python, threads=threads, tags=tags)
+        self.target = resolve_target(
+            host,
+            user=user,
+            port=port,
+            identity_file=identity_file,
+            known_hosts=known_hosts,
+            ssh_config=ssh_config,
+            accept_new_host_key=accept_new_host_key,
+        )
+        self.connect_timeout = connect_timeout
+        self.connect_retries = connect_retries
+        self.retry_backoff = retry_backoff
+        self._known_hosts = KnownHosts(self.target.known_hosts)
+        self._workdir_setting = workdir or DEFAULT_WORKDIR
+        self._workdir: str | None = None
+        self._client: paramiko.SSHClient | None = None
+        self._sftp_client: paramiko.SFTPClient | None = None
+
+    @property
+    def address(self) -> str:
+        return self.target.address
+
+    @property
+    def workdir(self) -> str:
+        if self._workdir is None:
+            self._workdir = self._absolute_remote_path(self._workdir_setting)
+        return self._workdir
+
+    # -- commands ---------------------------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        argv = tuple(argv)
+        channel = self._open_channel()
+        deadline = time.monotonic() + timeout  # the command's own time: connecting has connect_timeout
+        try:
+            channel.exec_command(" ".join(shlex.quote(part) for part in ("sh", "-c", _WRAPPER, "sh", *argv)))
+            feeder = _feed_stdin(channel, stdin)
+            process = _RemoteProcess(channel)
+            exit_code = process.wait(deadline)
+            if exit_code is None:
+                self._kill(process.pid())
+                raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and was killed")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.name, f"lost the connection to {self.address} while running '{argv[0]}'") from exc
+        finally:
+            channel.close()  # also unblocks a stdin feeder the command never read from
+        if feeder is not None:
+            feeder.join()
+        if process.program_missing():
+            raise DeviceError(
+                self.name,
+                f"cannot start '{argv[0]}': not found on {self.address}",
+                hint="non-interactive SSH sessions have a shorter PATH than login shells; use an absolute path",
+            )
+        if process.pid() is None:
+            raise DeviceError(
+                self.name,
+                f"the shell on {self.address} did not start '{argv[0]}': {process.stderr_summary()}",
+                hint="edgeprune needs a POSIX sh on the device",
+            )
+        return CommandResult(argv, exit_code, process.program_stdout(), bytes(process.stderr))
+
+    def _open_channel(self) -> paramiko.Channel:
+        transport = self._connected_client().get_transport()
+        try:
+            return transport.open_session(timeout=self.connect_timeout)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {exc}") from exc
+
+    def _kill(self, pid: int | None) -> None:
+        """Best effort: the timeout is reported either way, a failed kill must not hide it."""
+        if pid is None:
+            return
+        try:
+            self.run(["sh", "-c", _KILL_SCRIPT, "sh", str(pid)], timeout=KILL_TIMEOUT)
+        except DeviceError:
+            pass
+
+    # -- files ------------------------------------------------------------------------------------------------
+
+    def upload(self, local: Path, remote: str) -> None:
+        sftp = self._sftp()
+        # A temporary name in the same folder, then one rename: readers never see a half-written file.
+        partial = posixpath.join(posixpath.dirname(remote), f".upload-{secrets.token_hex(8)}")
+        try:
+            self._make_dirs(posixpath.dirname(remote))
+            sftp.put(str(local), partial)
+            sftp.posix_rename(partial, remote)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._remove_quietly(partial)
+            raise DeviceError(self.name, f"cannot upload {local} to {remote}: {_reason(exc)}") from exc
+
+    def download(self, remote: str, local: Path) -> None:
+        try:
+            self._sftp().get(remote, str(local))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.name, f"cannot download {remote}: {_reason(exc)}") from exc
+
+    def exists(self, remote: str) -> bool:
+        try:
+            attributes = self._sftp().stat(remote)
+        except FileNotFoundError:
+            return False
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.name, f"cannot check {remote}: {_reason(exc)}") from exc
+        return stat.S_ISREG(attributes.st_mode or 0)
+
+    def make_private_dir(self, remote: str) -> None:
+        try:
+            self._make_dirs(remote)
+            self._sftp().chmod(remote, 0o700)  # explicit: mkdir's mode is reduced by the remote umask
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.name, f"cannot create {remote}: {_reason(exc)}") from exc
+
+    def _make_dirs(self, folder: str) -> None:
+        """``mkdir -p`` over SFTP."""
+        sftp = self._sftp()
+        missing = []
+        while folder not in ("", "/"):
+            try:
+                sftp.stat(folder)
+                break
+            except FileNotFoundError:
+                missing.append(folder)
+                folder = posixpath.dirname(folder)
+        for path in reversed(missing):
+            try:
+                sftp.mkdir(path)
+            except OSError:
+                if not stat.S_ISDIR(sftp.stat(path).st_mode or 0):  # tolerate a concurrent creator
+                    raise
+
+    def _remove_quietly(self, remote: str) -> None:
+        try:
+            self._sftp().remove(remote)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+
+    def _absolute_remote_path(self, path: str) -> str:
+        """Resolve ``~``, ``~/x`` and relative paths against the remote user's home (SFTP starts there)."""
+        try:
+            home = self._sftp().normalize(".")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.name, f"cannot find the home folder on {self.address}: {_reason(exc)}") from exc
+        if path == "~":
+            return home
+        return posixpath.normpath(posixpath.join(home, path[2:] if path.startswith("~/") else path))
+
+    # -- connection -------------------------------------------------------------------------------------------
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        client = self._connected_client()
+        if self._sftp_client is None:
+            try:
+                self._sftp_client = client.open_sftp()
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                raise DeviceError(
+                    self.name,
+                    f"cannot start SFTP on {self.address}: {_reason(exc)}",
+                    hint="enable the sftp Subsystem in the device's sshd_config",
+                ) from exc
+        return self._sftp_client
+
+    def _connected_client(self) -> paramiko.SSHClient:
+        if self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return self._client
+            self.close()  # the link dropped (e.g. the board rebooted): reconnect for this call
+        self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> paramiko.SSHClient:
+        attempt = 0
+        while True:
+            client = self._new_client()
+            started = time.monotonic()
+            try:
+                client.connect(
+                    self.target.hostname,
+                    port=self.target.port,
+                    username=self.target.user,
+                    # OpenSSH skips configured IdentityFiles that do not exist (config files often list
+                    # several); paramiko would fail on them.
+                    key_filename=[path for path in self.target.identity_files if Path(path).is_file()] or None,
+                    timeout=self.connect_timeout,
+                    banner_timeout=self.connect_timeout,
+                    channel_timeout=self.connect_timeout,
+                    allow_agent=not self.target.identities_only,
+                    # Like OpenSSH: the default ~/.ssh/id_* keys only when no IdentityFile is configured.
+                    look_for_keys=not self.target.identity_files,
+                )
+            except HostKeyError:
+                client.close()
+                raise
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                client.close()
+                # paramiko reports a handshake that ran out of time in several ways, not always as a timeout.
+                timed_out = _caused_by_timeout(exc) or time.monotonic() - started >= self.connect_timeout
+                error, transient = self._connect_failure(exc, timed_out=timed_out)
+                if not transient or attempt >= self.connect_retries:
+                    raise error from exc
+                time.sleep(self.retry_backoff * 2**attempt)
+                attempt += 1
+                continue
+            client.get_transport().set_keepalive(KEEPALIVE_SECONDS)  # notice a board that vanished mid-bench
+            return client
+
+    def _new_client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        # The recorded keys go in the client's own table so paramiko prefers their key type during the
+        # handshake (as OpenSSH does) and raises BadHostKeyException when the server offers another key.
+        name = self.target.known_hosts_name
+        host_keys = client.get_host_keys()
+        for _line, key in self._known_hosts.keys_for(name):
+            host_keys.add(name, key.get_name(), key)
+        client.set_missing_host_key_policy(_UnknownHostKeyPolicy(self.name, self.target, self._known_hosts))
+        return client
+
+    def _connect_failure(self, exc: BaseException, *, timed_out: bool) -> tuple[DeviceError, bool]:
+        """The one-line error for a failed connect, and whether trying again may help."""
+        where = self.address
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return self._changed_host_key(exc.key), False
+        if _is_auth_failure(exc):
+            return DeviceError(
+                self.name,
+                f"SSH key authentication failed for {where}",
+                hint=f"check that your key is in the device's authorized_keys (ssh-copy-id -p {self.target.port} "
+                f"{self.target.user}@{self.target.hostname}), or set identity_file; keys with a passphrase "
+                "must be loaded with ssh-add; passwords are never used",
+            ), False
+        if isinstance(exc, socket.gaierror):
+            return DeviceError(
+                self.name,
+                f"cannot resolve host '{self.target.hostname}'",
+                hint="check the device's host in the inventory or its HostName in ~/.ssh/config",
+            ), False
+        if timed_out:
+            return DeviceTimeout(
+                self.name,
+                f"no SSH answer from {where} within {self.connect_timeout:g} s",
+                hint="check that the device is powered on and on the network",
+            ), True
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            refused = all(error.errno == errno.ECONNREFUSED for error in exc.errors.values())
+            return DeviceError(
+                self.name,
+                f"cannot connect to {where}: {'connection refused' if refused else 'host unreachable'}",
+                hint=f"check that sshd runs on the device and listens on port {self.target.port}",
+            ), refused
+        if isinstance(exc, (ConnectionResetError, EOFError, paramiko.SSHException)):
+            # Includes banner timeouts and resets while sshd is still starting or throttling (MaxStartups).
+            return DeviceError(
+                self.name,
+                f"SSH handshake with {where} failed: {_reason(exc)}",
+                hint="check that the port belongs to an SSH server",
+            ), True
+        return DeviceError(self.name, f"cannot connect to {where}: {_reason(exc)}"), False
+
+    def _changed_host_key(self, offered: paramiko.PKey) -> HostKeyError:
+        name = self.target.known_hosts_name
+        path = self._known_hosts.path
+        lines = ", ".join(str(number) for number, _key in self._known_hosts.keys_for(name)) or "?"
+        return HostKeyError(
+            self.name,
+            f"the host key of {name} has CHANGED (now {_describe_key(offered)}); "
+            f"{path} line {lines} records a different key",
+            hint=f"if the device was reinstalled, run `ssh-keygen -R '{name}' -f {path}` and connect again; "
+            "otherwise the connection may be intercepted",
+        )
+
+    def close(self) -> None:
+        if self._sftp_client is not None:
+            self._sftp_client.close()
+            self._sftp_client = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    # paramiko reports "no key could even be tried" as a plain SSHException with this fixed text.
+    return isinstance(exc, paramiko.AuthenticationException) or (
+        type(exc) is paramiko.SSHException and str(exc) == "No authentication methods available"
+    )
+
+
+def _caused_by_timeout(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _feed_stdin(channel: paramiko.Channel, data: bytes | None) -> threading.Thread | None:
+    """Send stdin from a thread, so a command that writes a lot before reading cannot deadlock with us."""
+    if not data:
+        channel.shutdown_write()
+        return None
+
+    def feed() -> None:
+        try:
+            channel.sendall(data)
+            channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the command ended (or was killed) without reading everything: its exit code tells
+
+    thread = threading.Thread(target=feed, name="edgeprune-ssh-stdin", daemon=True)
+    thread.start()
+    return thread
+
+
+class _RemoteProcess:
+    """The output of one wrapped command: the wrapper's start line, then the program's own output."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+
+    def wait(self, deadline: float) -> int | None:
+        """Collect output until the command exits; its exit code, or None if ``deadline`` passed first."""
+        channel = self._channel
+        while True:
+            self._drain()
+            if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            select.select([channel], [], [], remaining)  # readable on new stdout/stderr data and at EOF
+        if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+            return None
+        # paramiko ignores "exit-signal" and leaves -1 for a command killed by a signal.
+        return channel.exit_status
+
+    def _drain(self) -> None:
+        while self._channel.recv_ready():
+            self.stdout += self._channel.recv(65536)
+        while self._channel.recv_stderr_ready():
+            self.stderr += self._channel.recv_stderr(65536)
+
+    def _start_line(self) -> bytes | None:
+        start = self.stdout.find(_START_MARK)
+        end = self.stdout.find(b"\n", start)
+        return None if start < 0 or end < 0 else bytes(self.stdout[start + len(_START_MARK) : end])
+
+    def pid(self) -> int | None:
+        line = self._start_line()
+        return int(line) if line is not None and line.isdigit() else None
+
+    def program_missing(self) -> bool:
+        return self._start_line() == b"missing"
+
+    def program_stdout(self) -> bytes:
+        """Stdout after the start line (anything before it, e.g. from a chatty shell rc file, is dropped)."""
+        end = self.stdout.find(b"\n", self.stdout.find(_START_MARK))
+        return bytes(self.stdout[end + 1 :])
+
+    def stderr_summary(self) -> str:
+        text = bytes(self.stderr).decode("utf-8", "replace").strip()
+        return text.splitlines()[0] if text else "no start line and no error output"

@@ -1,0 +1,102 @@
+"""``edgeprune bench`` end to end, the same checks on the local device and over a real loopback sshd."""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from edgeprune.cli import main
+
+
+def bench(capsys, *args):
+    code = main(["bench", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def two_variants(isolated_cwd, tiny_tflite, tiny_int8_tflite):
+    folder = isolated_cwd / "tiny"
+    folder.mkdir()
+    shutil.copy(tiny_tflite, folder / "fp32.tflite")
+    shutil.copy(tiny_int8_tflite, folder / "int8.tflite")
+    return folder
+
+
+def test_bench_measures_every_variant(capsys, bench_device, two_variants):
+    code, out, err = bench(capsys, str(two_variants / "fp32.tflite"), str(two_variants / "int8.tflite"),
+                           "--device", bench_device, "--runs", "12", "--rounds", "3", "--warmup", "1",
+                           "-o", "results.json", "--label", "first")
+    assert code == 0, err
+    document = json.loads(open("results.json").read())
+    assert document["schema_version"] == 1 and document["kind"] == "edgeprune.results"
+    runs = {run["variant"]: run for run in document["runs"]}
+    assert set(runs) == {"fp32", "int8"}
+    for run in runs.values():
+        assert run["device"] == bench_device and run["status"] == "ok" and run["error"] is None
+        assert set(run["latency_ms"]) == {"p50", "p90", "p99", "mean", "std", "min", "max", "n"}
+        assert run["latency_ms"]["n"] == 12 and len(run["samples_ms"]) == 12
+        assert run["latency_ms"]["min"] <= run["latency_ms"]["p50"] <= run["latency_ms"]["p99"]
+        assert run["runtime"]["name"] == "ai_edge_litert" and run["threads"] == 1 and run["xnnpack"] is True
+        assert run["init_ms"] > 0 and run["first_invoke_ms"] > 0 and run["peak_rss_mb"] > 0
+        assert run["device_info"]["arch"] and run["model_sha256"] and run["size_bytes"] > 0
+    assert "speed-up vs fp32" in out and "int8" in out
+    # Interleaved rounds: A B, A B, A B.
+    order = [line.split()[3] for line in err.splitlines() if " round " in line]
+    assert order == ["tiny/fp32", "tiny/int8"] * 3
+    history = sqlite3.connect(".edgeprune/history.sqlite")
+    assert history.execute("SELECT COUNT(*) FROM runs r JOIN benches b ON r.bench_id = b.id "
+                           "WHERE b.label = 'first'").fetchone() == (2,)
+
+
+def test_second_bench_uploads_nothing(capsys, bench_device, two_variants):
+    args = [str(two_variants / "fp32.tflite"), "--device", bench_device, "--runs", "3", "--rounds", "1",
+            "-o", "results.json"]
+    assert bench(capsys, *args)[0] == 0
+    first = json.loads(open("results.json").read())["devices"][bench_device]
+    assert first["uploaded_bytes"] > 0
+    assert bench(capsys, *args)[0] == 0
+    second = json.loads(open("results.json").read())["devices"][bench_device]
+    assert second["uploaded_bytes"] == 0
+
+
+def test_a_broken_variant_fails_alone(capsys, bench_device, two_variants):
+    (two_variants / "broken.tflite").write_bytes(b"\x00" * 200)
+    code, out, err = bench(capsys, str(two_variants / "fp32.tflite"), str(two_variants / "broken.tflite"),
+                           "--device", bench_device, "--runs", "3", "-o", "results.json")
+    assert code == 1
+    runs = {run["variant"]: run for run in json.loads(open("results.json").read())["runs"]}
+    assert runs["fp32"]["status"] == "ok"
+    assert runs["broken"]["status"] == "failed" and "broken.tflite" in runs["broken"]["error"]
+    assert f"edgeprune: {bench_device} tiny/broken:" in err
+    assert "Traceback" not in err
+
+
+def test_xnnpack_off_is_a_baseline_of_its_own(capsys, isolated_cwd, tiny_tflite):
+    code, _, _ = bench(capsys, str(tiny_tflite), "--xnnpack", "both", "--threads", "1,2", "--runs", "2",
+                       "--rounds", "1", "-o", "r.json", "--no-history")
+    assert code == 0
+    runs = json.loads(open("r.json").read())["runs"]
+    assert sorted((run["threads"], run["xnnpack"]) for run in runs) == [(1, False), (1, True), (2, False), (2, True)]
+    delegate = {run["xnnpack"]: run["xnnpack_delegate"]["delegate_created"] for run in runs}
+    assert delegate == {True: True, False: False}
+    assert not (isolated_cwd / ".edgeprune").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "nowhere"], "unknown device 'nowhere'"),
+        (["--runs", "0"], "--runs"),
+        ([], None),
+    ],
+)
+def test_bad_bench_input_is_one_line(capsys, isolated_cwd, tiny_tflite, args, message):
+    paths = [] if not args else [str(tiny_tflite)]
+    code, _, err = bench(capsys, *paths, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeprune: error:")
+    assert message is None or message in lines[0]
+    assert not (isolated_cwd / "results.json").exists()
