@@ -77,7 +77,7 @@ class Inventory:
         self._specs.setdefault(LOCAL, DeviceSpec(LOCAL))
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Inventory":
+    def load(cls, path: Path | None = None) -> Inventory:
         """Read the inventory file chosen as the module docstring describes."""
         if path is not None:
             return cls._from_file(Path(path), missing=f"inventory file {path} does not exist")
@@ -86,11 +86,11 @@ class Inventory:
             missing = f"inventory file {from_env} (from ${ENV_VAR}) does not exist"
             return cls._from_file(Path(from_env), missing=missing)
         if DEFAULT_FILE.is_file():
-            return cls._from_file(DEFAULT_FILE, missing="")
+            return cls._from_file(DEFAULT_FILE, missing=f"inventory file {DEFAULT_FILE} vanished while loading")
         return cls(())
 
     @classmethod
-    def _from_file(cls, path: Path, *, missing: str) -> "Inventory":
+    def _from_file(cls, path: Path, *, missing: str) -> Inventory:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

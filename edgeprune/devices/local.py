@@ -44,8 +44,9 @@ class LocalDevice(Device):
 
     def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> CommandResult:
         try:
-            completed = subprocess.run(
-                list(argv), input=stdin, capture_output=True, timeout=timeout, check=False
+            completed = subprocess.run(  # no stdin means an empty one, as over SSH
+                list(argv), input=stdin if stdin is not None else b"", capture_output=True, timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:  # subprocess.run has already killed the child
             raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and was killed") from exc

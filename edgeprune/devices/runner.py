@@ -95,8 +95,13 @@ def decode_reply(stdout: bytes) -> dict[str, Any] | None:
 
 def crash_message(exit_code: int, stderr: bytes) -> str:
     """A runner that died without its JSON reply: say how (signal or exit code) and its last words."""
-    how = f"killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
-    if exit_code > 128:
-        how += f" (signal {exit_code - 128}?)"
+    if exit_code == -1:  # SSH reports a remote death by signal without the signal
+        how = "was killed by a signal"
+    elif exit_code < 0:
+        how = f"was killed by signal {-exit_code}"
+    elif exit_code > 128:
+        how = f"exited with code {exit_code} (signal {exit_code - 128}?)"
+    else:
+        how = f"exited with code {exit_code}"
     tail = [line for line in stderr.decode("utf-8", "replace").strip().splitlines() if line.strip()][-3:]
     return f"runner {how} without a reply" + (f": {' | '.join(tail)}" if tail else "")

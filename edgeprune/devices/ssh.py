@@ -384,7 +384,7 @@ class SSHDevice(Device):
             raise DeviceError(self.name, f"cannot find the home folder on {self.address}: {_reason(exc)}") from exc
         if path == "~":
             return home
-        return posixpath.normpath(posixpath.join(home, path[2:] if path.startswith("~/") else path))
+        return posixpath.normpath(posixpath.join(home, path.removeprefix("~/")))
 
     # -- connection -------------------------------------------------------------------------------------------
 
@@ -430,9 +430,6 @@ class SSHDevice(Device):
                     # Like OpenSSH: the default ~/.ssh/id_* keys only when no IdentityFile is configured.
                     look_for_keys=not self.target.identity_files,
                 )
-            except HostKeyError:
-                client.close()
-                raise
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 client.close()
                 # paramiko reports a handshake that ran out of time in several ways, not always as a timeout.
@@ -443,6 +440,9 @@ class SSHDevice(Device):
                 time.sleep(self.retry_backoff * 2**attempt)
                 attempt += 1
                 continue
+            except BaseException:  # e.g. HostKeyError, raised from inside connect() by our host key policy
+                client.close()
+                raise
             client.get_transport().set_keepalive(KEEPALIVE_SECONDS)  # notice a board that vanished mid-bench
             return client
 
@@ -490,7 +490,7 @@ class SSHDevice(Device):
                 hint=f"check that sshd runs on the device and listens on port {self.target.port}",
             ), refused
         if isinstance(exc, (ConnectionResetError, EOFError, paramiko.SSHException)):
-            # Includes banner timeouts and resets while sshd is still starting or throttling (MaxStartups).
+            # Resets and hang-ups, e.g. while sshd is still starting or throttles new connections (MaxStartups).
             return DeviceError(
                 self.name,
                 f"SSH handshake with {where} failed: {_reason(exc)}",

@@ -1,0 +1,181 @@
+"""The behaviour every Device promises, checked identically on LocalDevice and on SSHDevice.
+
+The SSH device talks to a real sshd on 127.0.0.1, so its "remote" files are on this machine and the tests can
+inspect them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from edgeprune.devices.base import Device
+from edgeprune.devices.local import LocalDevice
+from edgeprune.devices.ssh import SSHDevice
+from edgeprune.errors import DeviceError, DeviceTimeout
+
+PRINT_ARGV = [sys.executable, "-c", "import json, sys; sys.stdout.write(json.dumps(sys.argv[1:]))"]
+
+
+@pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.ssh)])
+def device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
+    workdir = tmp_path / "workdir"
+    if request.param == "local":
+        chosen: Device = LocalDevice(workdir=workdir)
+    else:
+        ssh_home = request.getfixturevalue("ssh_home")
+        chosen = SSHDevice("board", host=ssh_home.alias, workdir=str(workdir))
+    with chosen:
+        yield chosen
+
+
+def wait_until_gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_run_returns_exit_code_stdout_and_stderr(device: Device) -> None:
+    result = device.run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30)
+
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+    assert result.argv == ("sh", "-c", "echo out; echo err >&2; exit 3")
+    assert not result.ok
+
+
+def test_arguments_arrive_verbatim_and_are_never_interpreted(device: Device, tmp_path: Path) -> None:
+    pwned = tmp_path / "pwned"
+    arguments = [
+        "with space",
+        "it's",
+        'double "quoted"',
+        f"$(touch {pwned}-subst)",
+        f"`touch {pwned}-backtick`",
+        f"a; touch {pwned}-semicolon",
+        f"&& touch {pwned}-and | touch {pwned}-pipe > {pwned}-redirect",
+        "$HOME ~ * ?",
+        "back\\slash",
+        "new\nline",
+        "",
+        "-n",
+        "ünïcödé",
+    ]
+
+    result = device.run([*PRINT_ARGV, *arguments], timeout=30)
+
+    assert result.ok, result.stderr
+    assert json.loads(result.stdout) == arguments
+    assert sorted(path.name for path in tmp_path.glob("pwned*")) == []
+
+
+def test_stdin_is_passed_even_when_larger_than_pipe_and_window_buffers(device: Device) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+
+    result = device.run(["cat"], timeout=60, stdin=data)
+
+    assert result.ok
+    assert result.stdout == data
+
+
+def test_missing_program_is_a_device_error(device: Device) -> None:
+    with pytest.raises(DeviceError, match="no-such-program-edgeprune"):
+        device.run(["no-such-program-edgeprune"], timeout=30)
+
+
+def test_timeout_kills_the_command_on_the_device(device: Device, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+
+    with pytest.raises(DeviceTimeout, match="ran longer than 1.5 s"):
+        device.run(["sh", "-c", 'echo $$ > "$1"; exec sleep 60', "sh", str(pid_file)], timeout=1.5)
+
+    assert time.monotonic() - started < 15
+    assert wait_until_gone(int(pid_file.read_text()))
+
+
+def test_upload_replaces_the_file_atomically_and_byte_identical(device: Device, tmp_path: Path) -> None:
+    target_dir = tmp_path / "remote" / "new folder"
+    target = target_dir / "model.tflite"
+    target_dir.mkdir(parents=True)
+    target.write_bytes(b"old content")
+    payload = os.urandom(1024 * 1024 + 7)
+    source = tmp_path / "model.tflite"
+    source.write_bytes(payload)
+
+    with target.open("rb") as old_reader:  # opened before: must keep seeing the complete old file
+        device.upload(source, str(target))
+        assert old_reader.read() == b"old content"
+
+    assert target.read_bytes() == payload
+    assert sorted(path.name for path in target_dir.iterdir()) == ["model.tflite"]  # no temporary left over
+
+
+def test_upload_creates_missing_parent_folders(device: Device, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.write_bytes(b"x")
+    target = tmp_path / "a" / "b c" / "file"
+
+    device.upload(source, str(target))
+
+    assert target.read_bytes() == b"x"
+
+
+def test_download_copies_the_file(device: Device, tmp_path: Path) -> None:
+    remote = tmp_path / "on device.bin"
+    payload = os.urandom(300_000)
+    remote.write_bytes(payload)
+    local = tmp_path / "downloaded.bin"
+
+    device.download(str(remote), local)
+
+    assert local.read_bytes() == payload
+
+
+def test_download_of_a_missing_file_is_a_device_error(device: Device, tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match="missing.json"):
+        device.download(str(tmp_path / "missing.json"), tmp_path / "local.json")
+
+
+def test_exists_is_true_only_for_files(device: Device, tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+
+    assert device.exists(str(tmp_path / "file"))
+    assert not device.exists(str(tmp_path / "missing"))
+    assert not device.exists(str(tmp_path))
+
+
+def test_make_private_dir_creates_parents_and_a_0700_leaf(device: Device, tmp_path: Path) -> None:
+    leaf = tmp_path / f"we ird $(touch {tmp_path}/pwned); `touch {tmp_path}/pwned2`" / "leaf 'quoted'"
+
+    device.make_private_dir(str(leaf))
+
+    assert stat.S_IMODE(leaf.stat().st_mode) == 0o700
+    assert not list(tmp_path.glob("pwned*"))
+
+
+def test_make_private_dir_tightens_an_existing_folder(device: Device, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+
+    device.make_private_dir(str(folder))
+    device.make_private_dir(str(folder))  # and again: nothing to do, no error
+
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_workdir_is_absolute(device: Device, tmp_path: Path) -> None:
+    assert device.workdir == str(tmp_path / "workdir")
+    assert device.address
