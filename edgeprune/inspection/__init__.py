@@ -1,9 +1,10 @@
 """``edgeprune inspect``: per-layer weights, zeros and MACs of a Keras or TFLite model, and whether XNNPACK
 would run it with its sparse kernels, and why."""
 
-from .inspector import inspect_path
+from .inspector import inspect_loaded_model, inspect_path
 from .render import render_inspection
 from .report import Finding, InspectionReport, LayerStats, SparseVerdict, Totals
+from .tflite_reader import sparse_tensor_count
 
 __all__ = [
     "Finding",
@@ -11,6 +12,8 @@ __all__ = [
     "LayerStats",
     "SparseVerdict",
     "Totals",
+    "inspect_loaded_model",
     "inspect_path",
     "render_inspection",
+    "sparse_tensor_count",
 ]

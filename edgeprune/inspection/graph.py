@@ -87,4 +87,8 @@ def resolved_padding(op: GraphOp) -> tuple[int, int, int, int] | None:
     total_h = (op.kernel[0] - 1) * op.dilation[0]
     total_w = (op.kernel[1] - 1) * op.dilation[1]
     same = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
-    return tuple(a + b for a, b in zip(same, extra))  # type: ignore[return-value]
+    return add_pads(same, extra)
+
+
+def add_pads(first: tuple[int, int, int, int], second: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return (first[0] + second[0], first[1] + second[1], first[2] + second[2], first[3] + second[3])

@@ -1,20 +1,28 @@
-"""``inspect_path``: the one entry point, choosing the reader by what the path holds."""
+"""Entry points: ``inspect_path`` chooses the reader by what the path holds; ``inspect_loaded_model`` serves
+``export``, which has the Keras model loaded already."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelLoadError
-from .keras_model import inspect_keras
+from ..model.loading import LoadedModel
+from .keras_model import inspect_keras, inspect_loaded
 from .report import InspectionReport
 from .tflite_model import inspect_tflite
 
 
 def inspect_path(path: Path) -> InspectionReport:
-    """Weight statistics and the XNNPACK sparse verdict of a .tflite file or a Keras model (.keras, .h5, SavedModel)."""
+    """Weight statistics and XNNPACK sparse verdict of a .tflite file or a Keras model (.keras, .h5, SavedModel)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model '{path}' does not exist", hint="check the path")
     if path.suffix.lower() == ".tflite":
         return inspect_tflite(path)
     return inspect_keras(path)
+
+
+def inspect_loaded_model(loaded: LoadedModel) -> dict[str, Any]:
+    """The inspection of an already loaded Keras model in its JSON form, as ``edgeprune inspect --json`` prints it."""
+    return inspect_loaded(loaded).to_json()

@@ -8,13 +8,14 @@ float TFLite conversion. Nested models (a backbone inside a classifier) are flat
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ..model.loading import load_model
+from ..model.loading import LoadedModel, load_model
 from .graph import (
     ADD,
     CONV_2D,
@@ -41,6 +42,7 @@ VANISHING_LAYERS = frozenset(
      "ActivityRegularization", "Identity"}
 )
 PLAIN_LAYER_KINDS = {
+    "Dense": FULLY_CONNECTED,
     "Add": ADD,
     "Multiply": MUL,
     "Subtract": "SUB",
@@ -71,12 +73,18 @@ ACTIVATION_KINDS = {
 
 
 def inspect_keras(path: Path) -> InspectionReport:
-    loaded = load_model(path)
+    return inspect_loaded(load_model(path))
+
+
+def inspect_loaded(loaded: LoadedModel) -> InspectionReport:
+    """Inspect a model ``load_model`` already loaded (and stripped of pruning wrappers)."""
     layers = [layer for layer in leaf_layers(loaded.model) if type(layer).__name__ != "InputLayer"]
     rows = tuple(layer_stats(layer) for layer in layers)
     wrapped_params = weight_count(loaded.wrapped_model) if loaded.wrapped_model is not None else None
-    totals = Totals.of(rows, model_size_bytes=_size_on_disk(path), params_with_pruning_wrappers=wrapped_params)
-    return InspectionReport(path, loaded.format, rows, totals, xnnpack_sparse_verdict(keras_graph(loaded.model)))
+    size = _size_on_disk(loaded.path)
+    totals = Totals.of(rows, model_size_bytes=size, params_with_pruning_wrappers=wrapped_params)
+    verdict = xnnpack_sparse_verdict(keras_graph(loaded.model))
+    return InspectionReport(loaded.path, loaded.format, rows, totals, verdict)
 
 
 def leaf_layers(model: Any) -> Iterator[Any]:
@@ -96,7 +104,8 @@ def layer_stats(layer: Any) -> LayerStats:
     kernels = _kernels(arrays)
     kind = type(layer).__name__
     weights = sum(kernel.size for kernel in kernels)
-    macs = dense_macs(weights, _shape(layer.output)) if kind in MAC_LAYERS and kernels else None
+    _, outputs = _call_tensors(layer)
+    macs = dense_macs(weights, _shape(outputs[0])) if kind in MAC_LAYERS and kernels else None
     return LayerStats(
         name=layer.name,
         op=kind,
@@ -122,7 +131,10 @@ def keras_graph(model: Any) -> ModelGraph:
 
 
 class _GraphBuilder:
-    """Follows Keras tensors from layer to layer; ``producers`` maps a tensor to the op that computes it."""
+    """Follows Keras tensors from layer to layer.
+
+    ``producers`` maps a tensor's id to the op that computes it; the model holds its tensors, so ids stay unique.
+    """
 
     def __init__(self) -> None:
         self.ops: list[GraphOp] = []
@@ -137,16 +149,17 @@ class _GraphBuilder:
         for layer in model.layers:
             if type(layer).__name__ == "InputLayer":
                 continue
-            inputs = [self.producer_of(tensor) for tensor in _as_list(layer.input)]
+            input_tensors, output_tensors = _call_tensors(layer)
+            inputs = [self.producer_of(tensor) for tensor in input_tensors]
             if _is_model(layer):
                 self.add_model(layer, inputs)
                 results = [self.producer_of(tensor) for tensor in layer.outputs]
             else:
-                results = [self._add_layer(layer, inputs)]
-            for tensor, producer in zip(_as_list(layer.output), results):
+                results = [self._add_layer(layer, inputs, input_tensors[0], output_tensors[0])]
+            for tensor, producer in zip(output_tensors, results):
                 self.producers[id(tensor)] = producer
 
-    def _add_layer(self, layer: Any, inputs: list[str]) -> str:
+    def _add_layer(self, layer: Any, inputs: list[str], input_tensor: Any, output_tensor: Any) -> str:
         """Append the ops a layer lowers to; return the name of the op computing its output."""
         kind = type(layer).__name__
         if kind in VANISHING_LAYERS:
@@ -157,7 +170,7 @@ class _GraphBuilder:
             name=layer.name,
             kind=PLAIN_LAYER_KINDS.get(kind, kind),
             inputs=tuple(inputs),
-            input_shape=_shape(_as_list(layer.input)[0]),
+            input_shape=_shape(input_tensor),
             activation_dtype=str(layer.compute_dtype),
             weights=kernels[0].size if kernels else 0,
             weight_zeros=int(kernels[0].size - np.count_nonzero(kernels[0])) if kernels else 0,
@@ -165,10 +178,9 @@ class _GraphBuilder:
         )
         lowering = _LOWERINGS.get(kind)
         ops = lowering(layer, base, kernels) if lowering else [base]
-        config = layer.get_config()
-        activation = _activation_name(config.get("activation")) if kind in MAC_LAYERS else None
+        activation = _activation_name(layer.get_config().get("activation")) if kind in MAC_LAYERS else None
         if activation not in (None, "linear"):
-            ops.append(_activation_op(f"{layer.name}/{activation}", activation, ops[-1], _shape(layer.output)))
+            ops.append(_activation_op(f"{layer.name}/{activation}", activation, ops[-1], _shape(output_tensor)))
         self.ops.extend(ops)
         return ops[-1].name if ops else inputs[0]
 
@@ -216,10 +228,6 @@ def _separable(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[Gra
     return [depthwise, pointwise]
 
 
-def _dense(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
-    return [replace(base, kind=FULLY_CONNECTED)]
-
-
 def _zero_padding(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
     (top, bottom), (left, right) = layer.get_config()["padding"]
     return [replace(base, kind=PAD, pads=(int(top), int(bottom), int(left), int(right)))]
@@ -259,7 +267,6 @@ _LOWERINGS: dict[str, Callable[[Any, GraphOp, list[np.ndarray]], list[GraphOp]]]
     "Conv2D": _convolution,
     "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable,
-    "Dense": _dense,
     "ZeroPadding2D": _zero_padding,
     "GlobalAveragePooling2D": _global_average,
     "UpSampling2D": _upsampling,
@@ -315,6 +322,15 @@ def _activation_name(activation: Any) -> str | None:
 
 def _shape(tensor: Any) -> tuple[int | None, ...]:
     return tuple(None if size is None else int(size) for size in tensor.shape)
+
+
+def _call_tensors(layer: Any) -> tuple[list[Any], list[Any]]:
+    """Input and output tensors of the layer's call in the model holding it (the first call of a shared layer).
+
+    Not ``layer.input``/``layer.output``: for a nested model those are its own inner graph's tensors.
+    """
+    node = layer._inbound_nodes[0]  # tf_keras and Keras 3 both keep each call as an inbound node
+    return _as_list(node.input_tensors), _as_list(node.output_tensors)
 
 
 def _as_list(value: Any) -> list[Any]:

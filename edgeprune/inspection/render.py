@@ -9,13 +9,16 @@ from .report import InspectionReport, LayerStats, Totals
 NAME_WIDTH = 40
 LINE_WIDTH = 110
 EFFECT_LABELS = {"ok": "ok", "blocks": "BLOCKS", "note": "note"}
-COLUMNS = ("layer", "op", "weight shape", "params", "zeros", "sparsity", "dense MACs", "eff. MACs", "encoding", "dtype")
+COLUMNS = (
+    "layer", "op", "weight shape", "params", "zeros", "sparsity", "dense MACs", "eff. MACs", "encoding", "dtype",
+)
 RIGHT_ALIGNED = frozenset({"params", "zeros", "sparsity", "dense MACs", "eff. MACs"})
 
 
 def render_inspection(report: InspectionReport) -> str:
     header = f"{report.path} ({report.format}, {_bytes(report.totals.model_size_bytes)})"
-    return "\n\n".join([header, _table(report.layers), _totals(report.totals, len(report.layers)), _verdict(report)]) + "\n"
+    blocks = [header, _table(report.layers), _totals(report.totals, len(report.layers)), _verdict(report)]
+    return "\n\n".join(blocks) + "\n"
 
 
 def _table(layers: tuple[LayerStats, ...]) -> str:
@@ -48,12 +51,13 @@ def _cells(layer: LayerStats) -> tuple[str, ...]:
 
 
 def _totals(totals: Totals, layer_count: int) -> str:
-    lines = [
-        f"totals: {totals.params:,} params in {layer_count} layers; "
+    summary = (
+        f"totals: {totals.params:,} params in {layer_count} {'layer' if layer_count == 1 else 'layers'}; "
         f"{totals.zeros:,} of {totals.weights:,} kernel weights are zero ({_percent(totals.sparsity)}); "
         f"MACs {_count(totals.dense_macs)} dense, {_count(totals.effective_macs)} effective; "
         f"size {_bytes(totals.model_size_bytes)}"
-    ]
+    )
+    lines = [summary]
     if totals.pruning_wrappers:
         lines.append(
             f"still wrapped for pruning: {totals.params_with_pruning_wrappers:,} weights with the masks, thresholds "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 Effect = Literal["ok", "blocks", "note"]
 
@@ -72,7 +73,9 @@ class Totals:
         return self.zeros / self.weights if self.weights else None
 
     @classmethod
-    def of(cls, layers: Sequence[LayerStats], *, model_size_bytes: int, params_with_pruning_wrappers: int | None = None) -> "Totals":
+    def of(
+        cls, layers: Sequence[LayerStats], *, model_size_bytes: int, params_with_pruning_wrappers: int | None = None
+    ) -> Totals:
         return cls(
             params=sum(layer.params for layer in layers),
             weights=sum(layer.weights for layer in layers),

@@ -34,10 +34,10 @@ from .tflite_reader import (
     constant_array,
     count_zeros,
     dtype_name,
+    is_constant,
     read_tflite,
     shape_of,
     sparse_encoding,
-    tensor_bytes,
 )
 from .xnnpack import xnnpack_sparse_verdict
 
@@ -131,7 +131,7 @@ class _GraphReader:
             return None
         if tensor in self.constant_source:
             return self.constant_source[tensor]
-        return tensor if tensor_bytes(self.tfl, self.tensors[tensor]) is not None else None
+        return tensor if is_constant(self.tfl, self.tensors[tensor]) else None
 
     def _is_unpacking(self, index: int) -> bool:
         return int(self.operators[index].outputs[0]) in self.constant_source
@@ -206,15 +206,15 @@ class _GraphReader:
         if kind in PAD_KINDS:
             return replace(op, kind=PAD, pads=self._spatial_zero_pads(operator))
         if kind == MEAN:
-            rank = len(op.input_shape or ())
-            axes = self._constant_input(operator, 1)
-            return replace(op, axes=tuple(sorted(int(axis) % rank for axis in axes.reshape(-1))) if axes is not None and rank else ())
+            return replace(op, axes=self._mean_axes(operator, len(op.input_shape or ())))
         if kind in (ADD, MUL):
             constants = [int(t) for t in operator.inputs if self._source_of(int(t)) is not None]
             return replace(op, constant_operand_shape=shape_of(self.tensors[constants[0]]) if constants else None)
         return op
 
-    def _convolution(self, op: GraphOp, options: object, weight: _Weight) -> GraphOp:
+    def _convolution(
+        self, op: GraphOp, options: schema.Conv2DOptionsT | schema.DepthwiseConv2DOptionsT, weight: _Weight
+    ) -> GraphOp:
         in_channels = op.input_shape[-1] if op.input_shape else None
         # Filters: CONV_2D [out, h, w, in/groups]; DEPTHWISE_CONV_2D [1, h, w, in*multiplier].
         per_group = weight.shape[3]
@@ -225,12 +225,18 @@ class _GraphReader:
         return replace(
             op,
             kernel=(weight.shape[1], weight.shape[2]),
-            stride=(options.strideH, options.strideW),  # type: ignore[attr-defined]
-            dilation=(options.dilationHFactor, options.dilationWFactor),  # type: ignore[attr-defined]
-            padding=SAME if options.padding == schema.Padding.SAME else VALID,  # type: ignore[attr-defined]
+            stride=(options.strideH, options.strideW),
+            dilation=(options.dilationHFactor, options.dilationWFactor),
+            padding=SAME if options.padding == schema.Padding.SAME else VALID,
             in_channels=in_channels,
             **grouping,
         )
+
+    def _mean_axes(self, operator: schema.OperatorT, rank: int) -> tuple[int, ...]:
+        axes = self._constant_input(operator, 1)
+        if axes is None or not rank:
+            return ()
+        return tuple(sorted(int(axis) % rank for axis in axes.reshape(-1)))  # axes may count from the end
 
     def _spatial_zero_pads(self, operator: schema.OperatorT) -> tuple[int, int, int, int] | None:
         """(top, bottom, left, right) of a PAD/PADV2 that pads height and width with zeros, else None."""
@@ -257,7 +263,7 @@ _ANONYMOUS_PREFIXES = ("StatefulPartitionedCall", "arith.constant", "tfl.", "ser
 
 
 def _readable_name(candidates: list[bytes | None]) -> str | None:
-    """The first layer-like part of the tensor names, e.g. 'model/conv1/Relu' of 'model/conv1/Relu;model/conv1/Conv2D'."""
+    """The first layer-like part of tensor names: 'model/conv1/Relu' of 'model/conv1/Relu;model/conv1/Conv2D'."""
     for raw in candidates:
         for part in (raw or b"").decode(errors="replace").split(";"):
             if part and not part.startswith(_ANONYMOUS_PREFIXES):

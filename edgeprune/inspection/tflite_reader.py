@@ -28,7 +28,8 @@ _NUMPY_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class TFLiteFile:
-    path: Path
+    # Where the bytes came from, for messages: a file path, or a description of an in-memory flatbuffer.
+    source: str
     data: bytes
     model: schema.ModelT
 
@@ -42,10 +43,13 @@ def read_tflite(path: Path) -> TFLiteFile:
         raise ModelLoadError(f"model '{path}' does not exist", hint="check the path")
     if path.is_dir():
         raise ModelLoadError(f"'{path}' is a folder, not a .tflite file", hint="pass the .tflite file itself")
-    data = path.read_bytes()
+    return parse_tflite(path.read_bytes(), str(path))
+
+
+def parse_tflite(data: bytes, source: str) -> TFLiteFile:
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise ModelLoadError(
-            f"'{path}' is not a TFLite model (no TFL3 flatbuffer identifier)",
+            f"'{source}' is not a TFLite model (no TFL3 flatbuffer identifier)",
             hint="pass a .tflite file written by the TFLite converter",
         )
     try:
@@ -53,10 +57,18 @@ def read_tflite(path: Path) -> TFLiteFile:
         _check_references(model, len(data))
     except Exception as exc:  # a damaged flatbuffer fails with IndexError, struct.error, ValueError ...
         raise ModelLoadError(
-            f"'{path}' is a damaged TFLite file ({type(exc).__name__}: {str(exc)[:200]})",
+            f"'{source}' is a damaged TFLite file ({type(exc).__name__}: {str(exc)[:200]})",
             hint="it may be truncated; export it again",
         ) from exc
-    return TFLiteFile(path, data, model)
+    return TFLiteFile(source, data, model)
+
+
+def sparse_tensor_count(flatbuffer: bytes) -> int:
+    """How many tensors of a converted model are stored sparse-encoded (the converter's EXPERIMENTAL_SPARSITY)."""
+    model = parse_tflite(flatbuffer, "converted flatbuffer").model
+    return sum(
+        1 for graph in model.subgraphs for tensor in graph.tensors or [] if tensor.sparsity is not None
+    )
 
 
 def _check_references(model: schema.ModelT, file_size: int) -> None:
@@ -78,14 +90,18 @@ def _check_references(model: schema.ModelT, file_size: int) -> None:
             raise ValueError("an operator refers to a tensor that does not exist")
 
 
-def tensor_bytes(tfl: TFLiteFile, tensor: schema.TensorT) -> bytes | None:
-    """The constant data behind a tensor, or None for a tensor computed at run time."""
+def is_constant(tfl: TFLiteFile, tensor: schema.TensorT) -> bool:
     buffer = tfl.model.buffers[tensor.buffer]
-    if buffer.offset > 1:  # models over 2 GB keep their weights after the flatbuffer
+    # Models over 2 GB keep their weights after the flatbuffer, at an offset (0 and 1 mean "none").
+    return buffer.offset > 1 or (buffer.data is not None and len(buffer.data) > 0)
+
+
+def _tensor_bytes(tfl: TFLiteFile, tensor: schema.TensorT) -> bytes:
+    """The constant data behind a tensor (empty for a tensor computed at run time)."""
+    buffer = tfl.model.buffers[tensor.buffer]
+    if buffer.offset > 1:
         return tfl.data[buffer.offset : buffer.offset + buffer.size]
-    if buffer.data is not None and len(buffer.data):
-        return buffer.data.tobytes()
-    return None
+    return buffer.data.tobytes() if buffer.data is not None else b""
 
 
 def dtype_name(tensor: schema.TensorT) -> str:
@@ -98,8 +114,7 @@ def shape_of(tensor: schema.TensorT) -> tuple[int, ...]:
 
 def constant_array(tfl: TFLiteFile, tensor: schema.TensorT) -> np.ndarray:
     """A small dense constant (paddings, axes) as numpy, in its shape."""
-    raw = tensor_bytes(tfl, tensor)
-    return np.frombuffer(raw or b"", dtype=np.dtype(dtype_name(tensor))).reshape(shape_of(tensor))
+    return np.frombuffer(_tensor_bytes(tfl, tensor), dtype=np.dtype(dtype_name(tensor))).reshape(shape_of(tensor))
 
 
 def count_zeros(tfl: TFLiteFile, tensor: schema.TensorT) -> int:
@@ -112,7 +127,7 @@ def count_zeros(tfl: TFLiteFile, tensor: schema.TensorT) -> int:
 
 def _zero_offsets(tfl: TFLiteFile, tensor: schema.TensorT) -> np.ndarray:
     """The stored values shifted so that a zero weight reads 0 (integer weights: value minus zero point)."""
-    raw = tensor_bytes(tfl, tensor) or b""
+    raw = _tensor_bytes(tfl, tensor)
     name = dtype_name(tensor)
     if name == "bfloat16":
         return np.frombuffer(raw, dtype=np.uint16) & 0x7FFF  # ignore the sign bit: -0 is zero
@@ -121,7 +136,9 @@ def _zero_offsets(tfl: TFLiteFile, tensor: schema.TensorT) -> np.ndarray:
         values = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(-1)[: math.prod(shape_of(tensor))]
         return values.astype(np.int32) - _zero_point(tensor, dense_shape=None)
     if name not in _NUMPY_TYPES:
-        raise ModelLoadError(f"'{tfl.path}': cannot read weights of type {name}", hint="inspect supports float and integer weights")
+        raise ModelLoadError(
+            f"'{tfl.source}': cannot read weights of type {name}", hint="inspect reads float and integer weights"
+        )
     values = np.frombuffer(raw, dtype=np.dtype(name))
     if name.startswith("float"):
         return values

@@ -11,8 +11,8 @@ when a weight is stored sparse (a DENSIFY input), and only float32/float16 graph
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
 
 from .graph import (
     ADD,
@@ -29,6 +29,7 @@ from .graph import (
     SPARSE_UNARY_KINDS,
     GraphOp,
     ModelGraph,
+    add_pads,
     resolved_padding,
 )
 from .report import Finding, SparseVerdict
@@ -54,9 +55,9 @@ KERAS_ENCODING_NOTE = Finding(
 
 @dataclass(frozen=True)
 class Role:
-    """Where an op may sit in a sparse subgraph (``kind``), or why it cannot (``problem``)."""
+    """Where an op may sit in a sparse subgraph (``place``), or why it cannot (``problem``)."""
 
-    kind: str | None
+    place: str | None
     problem: str = ""
 
 
@@ -99,9 +100,8 @@ def fold_zero_padding(ops: Sequence[GraphOp]) -> tuple[GraphOp, ...]:
         target = folded.get(consumers[pad.name][0], by_name[consumers[pad.name][0]])
         if target.kind not in (CONV_2D, DEPTHWISE_CONV_2D) or resolved_padding(target) is None:
             continue
-        merged_pads = tuple(a + b for a, b in zip(target.pads or (0, 0, 0, 0), pad.pads))
         inputs = tuple(pad.inputs[0] if name == pad.name else name for name in target.inputs)
-        folded[target.name] = replace(target, pads=merged_pads, inputs=inputs)  # type: ignore[arg-type]
+        folded[target.name] = replace(target, pads=add_pads(target.pads or (0, 0, 0, 0), pad.pads), inputs=inputs)
         dropped.add(pad.name)
     return tuple(folded.get(op.name, op) for op in ops if op.name not in dropped)
 
@@ -148,7 +148,7 @@ def _convolution_role(op: GraphOp) -> Role:
         return Role(None, f"dilated CONV_2D (dilation {_pair(op.dilation)})")
     if kernel == (1, 1):
         if op.stride != (1, 1) or pads != (0, 0, 0, 0):
-            return Role(None, f"1x1 CONV_2D with stride {_pair(op.stride)} or padding (needs stride 1, no padding)")
+            return Role(None, f"1x1 CONV_2D with stride {_pair(op.stride)} or padding (needs stride 1, none)")
         return Role(BODY)
     if kernel != (3, 3):
         return Role(None, f"{_pair(kernel)} CONV_2D (only 1x1 convolutions and the 3x3 stem are allowed)")
@@ -178,7 +178,9 @@ def _depthwise_role(op: GraphOp) -> Role:
         return Role(None, _SAME_STRIDE_2)
     side = kernel[0] // 2
     if pads != (side,) * 4:
-        return Role(None, f"{_pair(kernel)} DEPTHWISE_CONV_2D padded {_describe_pads(pads)} (needs {side} on each side)")
+        return Role(
+            None, f"{_pair(kernel)} DEPTHWISE_CONV_2D padded {_describe_pads(pads)} (needs {side} on each side)"
+        )
     return Role(BODY)
 
 
@@ -198,54 +200,64 @@ _SAME_STRIDE_2 = (
 
 
 def trace_cluster(ops: Sequence[GraphOp], stem: GraphOp | None, outputs: Sequence[str]) -> Cluster:
-    """Walk back from each spatial MEAN / DEPTH_TO_SPACE to the stem, collecting what would break the subgraph."""
+    """Walk back from each spatial MEAN / DEPTH_TO_SPACE to the stem, collecting every op that breaks the subgraph.
+
+    The walk goes on past a breaking op, so one run names all of them, not only the one nearest the end.
+    """
     by_name = {op.name: op for op in ops}
-    ends = tuple(op for op in ops if sparse_role(op).kind == END)
+    position = {op.name: index for index, op in enumerate(ops)}
+    ends = tuple(op for op in ops if sparse_role(op).place == END)
     members: dict[str, GraphOp] = {}
-    breaks: list[str] = []
+    breaks: list[tuple[int, str]] = []
     pending = list(ends)
     while pending:
         op = pending.pop()
         if op.name in members:
             continue
         members[op.name] = op
+        role = sparse_role(op)
         # The stem is where the subgraph begins; whether it qualifies is stem_finding's sentence.
-        if op is stem or sparse_role(op).kind == STEM:
+        if op is stem or role.place == STEM:
             continue
+        if role.place is None:
+            text = f"'{op.name}' sits inside the would-be sparse subgraph: {role.problem}"
+            breaks.append((position[op.name], text))
         for name in op.inputs:
             if name == GRAPH_INPUT:
-                breaks.append(f"'{op.name}' reads the model input, so the subgraph has no 3x3 stride-2 stem in front")
-                continue
-            producer = by_name[name]
-            role = sparse_role(producer)
-            if producer is stem or role.kind is not None:
-                pending.append(producer)
+                text = f"'{op.name}' reads the model input, so no 3x3 stride-2 stem starts the subgraph"
+                breaks.append((position[op.name], text))
             else:
-                breaks.append(f"'{producer.name}' sits inside the would-be sparse subgraph: {role.problem}")
-    breaks.extend(_outside_consumers(members, ops, outputs))
+                pending.append(by_name[name])
+    breaks.extend(_outside_consumers(members, ops, outputs, position))
     ordered = tuple(op for op in ops if op.name in members)
-    return Cluster(ordered, ends, tuple(dict.fromkeys(breaks)))
+    return Cluster(ordered, ends, tuple(dict.fromkeys(text for _, text in sorted(breaks))))
 
 
-def _outside_consumers(members: dict[str, GraphOp], ops: Sequence[GraphOp], outputs: Sequence[str]) -> list[str]:
+def _outside_consumers(
+    members: dict[str, GraphOp], ops: Sequence[GraphOp], outputs: Sequence[str], position: dict[str, int]
+) -> list[tuple[int, str]]:
     """XNNPACK drops the whole subgraph when a tensor inside it is also read outside it."""
     consumers = consumers_of(ops)
     breaks = []
     for member in members.values():
-        if member.kind in (MEAN, DEPTH_TO_SPACE):
+        if sparse_role(member).place == END:
             continue  # the subgraph's own output: read outside by design
         for consumer in consumers[member.name]:
             if consumer not in members:
-                breaks.append(f"'{member.name}' also feeds '{consumer}', outside the sparse subgraph")
+                text = f"'{member.name}' also feeds '{consumer}', outside the sparse subgraph"
+                breaks.append((position[member.name], text))
         if member.name in outputs:
-            breaks.append(f"'{member.name}' is also a model output, read outside the sparse subgraph")
+            text = f"'{member.name}' is also a model output, read outside the sparse subgraph"
+            breaks.append((position[member.name], text))
     return breaks
 
 
 def dtype_finding(ops: Sequence[GraphOp]) -> Finding:
     weighted = [op for op in ops if op.weight_dtype is not None]
     if any(op.activation_dtype not in FLOAT_DTYPES for op in weighted):
-        return Finding("blocks", "the model is integer-quantized; XNNPACK's sparse path runs float32 and float16 models only.")
+        return Finding(
+            "blocks", "the model is integer-quantized; XNNPACK's sparse path runs float32 and float16 models only."
+        )
     weight_dtypes = sorted({op.weight_dtype for op in weighted})
     if any(dtype not in FLOAT_DTYPES for dtype in weight_dtypes):
         return Finding(
@@ -259,10 +271,14 @@ def dtype_finding(ops: Sequence[GraphOp]) -> Finding:
 
 def stem_finding(stem: GraphOp | None) -> Finding:
     if stem is None:
-        return Finding("blocks", "the model has no convolution, so there is no 3x3 stride-2 stem to start a sparse subgraph.")
+        return Finding(
+            "blocks", "the model has no convolution, so there is no 3x3 stride-2 stem to start a sparse subgraph."
+        )
     role = sparse_role(stem)
-    if role.kind == STEM:
-        return Finding("ok", f"the stem '{stem.name}' is a 3x3 stride-2 CONV_2D on 3 channels padded by 1 on each side.")
+    if role.place == STEM:
+        return Finding(
+            "ok", f"the stem '{stem.name}' is a 3x3 stride-2 CONV_2D on 3 channels padded by 1 on each side."
+        )
     # A 1x1 convolution or a valid depthwise one has no problem of its own: it just is no stem.
     problem = role.problem or (
         f"it is a {_pair(stem.kernel or (0, 0))} {stem.kind}, not a 3x3 stride-2 CONV_2D on 3 channels"
@@ -283,7 +299,8 @@ def cluster_findings(cluster: Cluster, stem: GraphOp | None) -> list[Finding]:
         listed = [Finding("blocks", f"{text}.") for text in cluster.breaks[:MAX_LISTED_BREAKS]]
         hidden = len(cluster.breaks) - MAX_LISTED_BREAKS
         if hidden > 0:
-            listed.append(Finding("blocks", f"{hidden} more ops break the sparse subgraph the same way."))
+            verb = "breaks" if hidden == 1 else "break"
+            listed.append(Finding("blocks", f"{_count(hidden, 'more op')} {verb} the sparse subgraph the same way."))
         return listed
     start = f"'{stem.name}'" if stem is not None else "the stem"
     end = cluster.ends[-1]
@@ -322,8 +339,8 @@ def encoding_findings(graph: ModelGraph, ops: Sequence[GraphOp], scope: Sequence
         findings.append(
             Finding(
                 "ok",
-                f"the weights of {_count(len(encoded), 'convolution')} are stored sparse (DENSIFY), which is what makes the "
-                "XNNPACK delegate try sparse inference.",
+                f"the weights of {_count(len(encoded), 'convolution')} are stored sparse (DENSIFY), which is what "
+                "makes the XNNPACK delegate try sparse inference.",
             )
         )
     else:
@@ -335,11 +352,12 @@ def encoding_findings(graph: ModelGraph, ops: Sequence[GraphOp], scope: Sequence
             )
         )
     for op in ops:
-        if op.kind == FULLY_CONNECTED and (op.sparse_encoding or "").startswith("block"):
+        encoding = op.sparse_encoding or ""
+        if op.kind == FULLY_CONNECTED and encoding.startswith("block "):
             findings.append(
                 Finding(
                     "note",
-                    f"'{op.name}' stores its weights in {op.sparse_encoding.removeprefix('block ')} blocks: "  # type: ignore[union-attr]
+                    f"'{op.name}' stores its weights in {encoding.removeprefix('block ')} blocks: "
                     "LiteRT's builtin sparse kernel runs this FULLY_CONNECTED, not XNNPACK.",
                 )
             )
