@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .commands import bench, devices, export, inspect
+from .commands import bench, devices, export, gate, inspect, report
 from .commands.options import ArgumentParser
 from .errors import EdgepruneError
 
@@ -24,13 +24,13 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-COMMANDS = (export, inspect, bench, devices)
+COMMANDS = (export, inspect, bench, devices, gate, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="edgeprune: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="edgeprune: %(message)s")
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)

@@ -65,6 +65,10 @@ class DeviceTimeout(DeviceError):
     """A connection or a command on the device exceeded its time limit."""
 
 
+class LockTimeout(DeviceError):
+    """Another bench held the board lock for longer than ``--lock-timeout``; the message names the holder."""
+
+
 class RunnerError(DeviceError):
     """The device runner reported an error or crashed."""
 

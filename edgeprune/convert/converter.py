@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -12,6 +13,7 @@ import numpy as np
 from .. import tfenv
 from ..errors import ConversionError
 from ..model.loading import LoadedModel
+from ..nativeio import native_output_to_log
 from .variants import DYNAMIC_RANGE_INT8, FLOAT16, FULL_INT8, VariantSpec
 
 CALIBRATION_SAMPLES = 200
@@ -43,7 +45,10 @@ class Converter:
         converter = self._new_converter(tf)
         configure(converter, tf, spec, calibration)
         try:
-            return bytes(converter.convert())
+            with native_output_to_log(f"converter ({spec.name})"), warnings.catch_warnings():
+                # int8 input/output types are set on purpose; TF warns about their missing statistics anyway.
+                warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+                return bytes(converter.convert())
         except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError ...
             raise ConversionError(f"{spec.name}: the TFLite converter failed: {first_line(exc)}") from exc
 

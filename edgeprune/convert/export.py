@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from .converter import Converter
 from .validation import validate_variant
 from .variants import VariantSpec, default_variants
 
-log = logging.getLogger(__name__)
 
 VALIDATION_SAMPLES = 32
 # The converter sparse-encodes a weight tensor from 30% zeros on; below that no sparse variant differs.
@@ -52,6 +50,8 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
     loaded = load_model(request.model)
     input_shape = model_input_shape(loaded)
     calibration, calibration_info = calibration_for(request, input_shape)
+    if calibration_info.get("source") == "random":
+        progress("warning: full-int8 variants are calibrated on random inputs: their accuracy is meaningless")
     inspection = inspect_loaded_model(loaded)
     specs = request.variants or default_variants(
         has_sparsity=max_layer_sparsity(inspection) >= SPARSE_ENCODING_THRESHOLD,
@@ -120,7 +120,6 @@ def calibration_for(request: ExportRequest, input_shape: tuple[int, ...]) -> tup
         return x, {"source": str(request.calibration.resolve()), "sha256": file_sha256(request.calibration),
                    "samples": int(len(x))}
     if request.random_calibration:
-        log.warning("calibrating full-int8 variants on random inputs: their accuracy will be meaningless")
         rng = np.random.default_rng(0)
         return rng.random((100, *input_shape), dtype=np.float32), {"source": "random", "samples": 100}
     return None, {}

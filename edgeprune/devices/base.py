@@ -25,6 +25,44 @@ class CommandResult:
         return self.exit_code == 0
 
 
+class DeviceProcess(abc.ABC):
+    """A command started with :meth:`Device.start` that keeps running: stdout read line by line, stdin written.
+
+    Used for what must live as long as a bench, such as the board lock. Every method may be called from another
+    thread than the one reading.
+    """
+
+    argv: tuple[str, ...]
+
+    @abc.abstractmethod
+    def readline(self, timeout: float) -> bytes:
+        """The next stdout line with its newline; ``b""`` once stdout is closed.
+
+        Raises :class:`~edgeprune.errors.DeviceTimeout` when no whole line arrives within ``timeout`` seconds.
+        """
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the command's stdin; a :class:`~edgeprune.errors.DeviceError` if it cannot arrive."""
+
+    @abc.abstractmethod
+    def close_stdin(self) -> None:
+        """Signal end of input (the command sees EOF). Never raises: the command may already be gone."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> int | None:
+        """The exit code once the command has ended, or None if it still runs after ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Kill the command (its whole process group on the device) and release the transport. Best effort."""
+
+    @property
+    @abc.abstractmethod
+    def stderr(self) -> bytes:
+        """What the command wrote to stderr so far."""
+
+
 class Device(abc.ABC):
     """A machine that runs the device runner.
 
@@ -54,6 +92,21 @@ class Device(abc.ABC):
 
         Raises :class:`~edgeprune.errors.DeviceTimeout` when it runs longer than ``timeout`` seconds, after
         killing it on the device.
+        """
+
+    @abc.abstractmethod
+    def start(self, argv: Sequence[str]) -> DeviceProcess:
+        """Start ``argv`` on the device (no shell, as :meth:`run`) and return without waiting for it.
+
+        Raises :class:`~edgeprune.errors.DeviceError` when the program cannot be started.
+        """
+
+    @abc.abstractmethod
+    def interrupt(self) -> None:
+        """Kill every command this device object is running now (:meth:`run` and :meth:`start`), e.g. on Ctrl-C.
+
+        Safe to call from another thread; the interrupted calls end with a
+        :class:`~edgeprune.errors.DeviceError`. Best effort: it never raises.
         """
 
     @abc.abstractmethod

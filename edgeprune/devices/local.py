@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import DeviceError, DeviceTimeout
-from .base import CommandResult, Device
+from .base import CommandResult, Device, DeviceProcess
 
 
 def default_local_workdir() -> Path:
@@ -33,6 +37,8 @@ class LocalDevice(Device):
     ) -> None:
         super().__init__(name, python=python or sys.executable, threads=threads, tags=tags)
         self._workdir = Path(workdir).expanduser().absolute() if workdir else default_local_workdir()
+        # What interrupt() kills; weak, so children that ended and were forgotten do not pile up.
+        self._running: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
 
     @property
     def workdir(self) -> str:
@@ -43,16 +49,38 @@ class LocalDevice(Device):
         return "local"
 
     def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        process = self._popen(argv)
         try:
-            completed = subprocess.run(  # no stdin means an empty one, as over SSH
-                list(argv), input=stdin if stdin is not None else b"", capture_output=True, timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:  # subprocess.run has already killed the child
+            # no stdin means an empty one, as over SSH
+            stdout, stderr = process.communicate(stdin if stdin is not None else b"", timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
             raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and was killed") from exc
+        except BaseException:  # e.g. KeyboardInterrupt: never leave the child behind
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            self._running.discard(process)
+        return CommandResult(tuple(argv), process.returncode, stdout, stderr)
+
+    def start(self, argv: Sequence[str]) -> DeviceProcess:
+        return LocalProcess(self.name, tuple(argv), self._popen(argv))
+
+    def interrupt(self) -> None:
+        for process in list(self._running):
+            process.kill()  # a no-op for a child that has already been reaped
+
+    def _popen(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        try:
+            process = subprocess.Popen(
+                list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+            )
         except OSError as exc:
             raise DeviceError(self.name, f"cannot start '{argv[0]}': {exc.strerror}") from exc
-        return CommandResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
+        self._running.add(process)
+        return process
 
     def upload(self, local: Path, remote: str) -> None:
         target = Path(remote)
@@ -85,3 +113,69 @@ class LocalDevice(Device):
             path.chmod(0o700)
         except OSError as exc:
             raise DeviceError(self.name, f"cannot create {remote}: {exc.strerror}") from exc
+
+
+class LocalProcess(DeviceProcess):
+    """A child process of this Python, its stdout read line by line without threads."""
+
+    def __init__(self, device: str, argv: tuple[str, ...], popen: subprocess.Popen[bytes]) -> None:
+        self.argv = argv
+        self._device = device
+        self._popen = popen
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        # stdout and stderr pipes still open; stderr is drained too, so a chatty command cannot block on it.
+        self._open = {popen.stdout.fileno(): self._stdout, popen.stderr.fileno(): self._stderr}  # type: ignore[union-attr]
+        self._read_lock = threading.Lock()
+
+    def readline(self, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        stdout_fd = self._popen.stdout.fileno()  # type: ignore[union-attr]
+        with self._read_lock:
+            while True:
+                newline = self._stdout.find(b"\n")
+                if newline >= 0 or stdout_fd not in self._open:
+                    end = newline + 1 if newline >= 0 else len(self._stdout)
+                    line = bytes(self._stdout[:end])
+                    del self._stdout[:end]
+                    return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeviceTimeout(self._device, f"'{self.argv[0]}' printed no line for {timeout:g} s")
+                self._pump(remaining)
+
+    def _pump(self, timeout: float) -> None:
+        readable, _, _ = select.select(list(self._open), [], [], timeout)
+        for fd in readable:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                self._open[fd] += chunk
+            else:
+                del self._open[fd]
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._popen.stdin.write(data)  # type: ignore[union-attr]
+        except (OSError, ValueError) as exc:  # ValueError: stdin was closed already
+            raise DeviceError(self._device, f"'{self.argv[0]}' no longer reads its input: {exc}") from exc
+
+    def close_stdin(self) -> None:
+        try:
+            self._popen.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        self._popen.kill()
+        self._popen.wait()
+        self.close_stdin()
+
+    @property
+    def stderr(self) -> bytes:
+        return bytes(self._stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
 import getpass
 import os
@@ -23,19 +24,19 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import paramiko
 
 from ..errors import ConfigError, DeviceError, DeviceTimeout, HostKeyError
-from .base import CommandResult, Device
+from .base import CommandResult, Device, DeviceProcess
 
 DEFAULT_WORKDIR = "~/.cache/edgeprune"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_CONNECT_RETRIES = 2
 DEFAULT_RETRY_BACKOFF = 0.5
 KEEPALIVE_SECONDS = 30
-KILL_TIMEOUT = 10.0
+HELPER_TIMEOUT = 10.0  # the short commands edgeprune runs for itself (kill, df)
 
 # Every command runs through this POSIX sh snippet: it announces its PID (so a timed-out command can be killed
 # on the device) or that the program is missing, then execs the program so the PID stays the program's.
@@ -255,6 +256,9 @@ class SSHDevice(Device):
         self._workdir: str | None = None
         self._client: paramiko.SSHClient | None = None
         self._sftp_client: paramiko.SFTPClient | None = None
+        # Commands running now, for interrupt(); worker threads add and remove them.
+        self._in_flight: set[_RemoteProcess] = set()
+        self._in_flight_lock = threading.Lock()
 
     @property
     def address(self) -> str:
@@ -272,20 +276,64 @@ class SSHDevice(Device):
         argv = tuple(argv)
         channel = self._open_channel()
         deadline = time.monotonic() + timeout  # the command's own time: connecting has connect_timeout
+        process = _RemoteProcess(channel)
+        feeder = None
         try:
-            channel.exec_command(" ".join(shlex.quote(part) for part in ("sh", "-c", _WRAPPER, "sh", *argv)))
+            channel.exec_command(_command_line(argv))
             feeder = _feed_stdin(channel, stdin)
-            process = _RemoteProcess(channel)
-            exit_code = process.wait(deadline)
+            with self._tracked(process):
+                exit_code = process.wait(deadline)
             if exit_code is None:
-                self._kill(process.pid())
-                raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and was killed")
+                outcome = "was killed" if self._kill(process.pid()) else "could not be killed: the device does not answer"
+                raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and {outcome}")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeviceError(self.name, f"lost the connection to {self.address} while running '{argv[0]}'") from exc
         finally:
             channel.close()  # also unblocks a stdin feeder the command never read from
         if feeder is not None:
             feeder.join()
+        self._check_started(process, argv)
+        return CommandResult(argv, exit_code, process.program_stdout(), bytes(process.stderr))
+
+    def start(self, argv: Sequence[str]) -> DeviceProcess:
+        argv = tuple(argv)
+        channel = self._open_channel()
+        process = _RemoteProcess(channel)
+        try:
+            channel.exec_command(_command_line(argv))
+            process.pump(time.monotonic() + self.connect_timeout, process.started)
+            self._check_started(process, argv)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            channel.close()
+            raise DeviceError(self.name, f"lost the connection to {self.address} while starting '{argv[0]}'") from exc
+        except DeviceError:
+            channel.close()
+            raise
+        with self._in_flight_lock:
+            self._in_flight.add(process)
+        return SSHProcess(self, argv, process)
+
+    def interrupt(self) -> None:
+        with self._in_flight_lock:
+            running = list(self._in_flight)
+        answered = [self._kill(process.pid()) for process in running]
+        if not all(answered):
+            self.close()  # the device does not answer: dropping the connection ends the calls waiting on it
+
+    @contextlib.contextmanager
+    def _tracked(self, process: _RemoteProcess) -> Iterator[None]:
+        with self._in_flight_lock:
+            self._in_flight.add(process)
+        try:
+            yield
+        finally:
+            self._forget(process)
+
+    def _forget(self, process: _RemoteProcess) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(process)
+
+    def _check_started(self, process: _RemoteProcess, argv: tuple[str, ...]) -> None:
         if process.program_missing():
             raise DeviceError(
                 self.name,
@@ -298,7 +346,6 @@ class SSHDevice(Device):
                 f"the shell on {self.address} did not start '{argv[0]}': {process.stderr_summary()}",
                 hint="edgeprune needs a POSIX sh on the device",
             )
-        return CommandResult(argv, exit_code, process.program_stdout(), bytes(process.stderr))
 
     def _open_channel(self) -> paramiko.Channel:
         transport = self._connected_client().get_transport()
@@ -307,14 +354,15 @@ class SSHDevice(Device):
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {exc}") from exc
 
-    def _kill(self, pid: int | None) -> None:
-        """Best effort: the timeout is reported either way, a failed kill must not hide it."""
+    def _kill(self, pid: int | None) -> bool:
+        """Best effort, whether the kill command ran: a failed kill must not hide the error that caused it."""
         if pid is None:
-            return
+            return True
         try:
-            self.run(["sh", "-c", _KILL_SCRIPT, "sh", str(pid)], timeout=KILL_TIMEOUT)
+            self.run(["sh", "-c", _KILL_SCRIPT, "sh", str(pid)], timeout=HELPER_TIMEOUT)
         except DeviceError:
-            pass
+            return False
+        return True
 
     # -- files ------------------------------------------------------------------------------------------------
 
@@ -328,7 +376,26 @@ class SSHDevice(Device):
             sftp.posix_rename(partial, remote)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._remove_quietly(partial)
-            raise DeviceError(self.name, f"cannot upload {local} to {remote}: {_reason(exc)}") from exc
+            raise DeviceError(self.name, f"cannot upload {local} to {remote}: {self._upload_failure(exc, local, remote)}") from exc
+
+    def _upload_failure(self, exc: BaseException, local: Path, remote: str) -> str:
+        """Why an upload failed. SFTP (version 3) reports a full disk as a bare "Failure": ask the device."""
+        reason = _reason(exc)
+        if reason != "Failure":
+            return reason
+        folder = posixpath.dirname(remote)
+        free = self._free_bytes(folder)
+        size = local.stat().st_size
+        if free is not None and free < size:
+            return f"No space left on device ({free} bytes free in {folder}, the file has {size})"
+        return reason
+
+    def _free_bytes(self, folder: str) -> int | None:
+        try:
+            result = self.run(["df", "-Pk", "--", folder], timeout=HELPER_TIMEOUT)
+            return int(result.stdout.decode().splitlines()[1].split()[3]) * 1024 if result.ok else None
+        except (DeviceError, IndexError, ValueError):
+            return None
 
     def download(self, remote: str, local: Path) -> None:
         try:
@@ -538,6 +605,11 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
+def _command_line(argv: Sequence[str]) -> str:
+    """The one string SSH carries: the wrapper and every argument quoted, so no shell ever interprets them."""
+    return " ".join(shlex.quote(part) for part in ("sh", "-c", _WRAPPER, "sh", *argv))
+
+
 def _feed_stdin(channel: paramiko.Channel, data: bytes | None) -> threading.Thread | None:
     """Send stdin from a thread, so a command that writes a lot before reading cannot deadlock with us."""
     if not data:
@@ -560,49 +632,129 @@ class _RemoteProcess:
     """The output of one wrapped command: the wrapper's start line, then the program's own output."""
 
     def __init__(self, channel: paramiko.Channel) -> None:
-        self._channel = channel
-        self.stdout = bytearray()
+        self.channel = channel
+        self._start_line: bytes | None = None
+        self.stdout = bytearray()  # the program's stdout once the start line has been seen
         self.stderr = bytearray()
 
-    def wait(self, deadline: float) -> int | None:
-        """Collect output until the command exits; its exit code, or None if ``deadline`` passed first."""
-        channel = self._channel
+    def pump(self, deadline: float, done: Callable[[], bool] = lambda: False) -> bool:
+        """Collect output until ``done()`` or the end of the output; False if ``deadline`` passed first."""
         while True:
             self._drain()
-            if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
-                break
+            if done() or self.ended():
+                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
-            select.select([channel], [], [], remaining)  # readable on new stdout/stderr data and at EOF
+                return False
+            select.select([self.channel], [], [], remaining)  # readable on new stdout/stderr data and at EOF
+
+    def ended(self) -> bool:
+        """All output is in: the command closed it, or the channel closed (killed, or the connection dropped)."""
+        channel = self.channel
+        return (channel.eof_received or channel.closed) and not channel.recv_ready() and not channel.recv_stderr_ready()
+
+    def wait(self, deadline: float) -> int | None:
+        """Collect output until the command exits; its exit code, or None if ``deadline`` passed first.
+
+        Raises EOFError when the channel closed without the command's end: the connection dropped.
+        """
+        channel = self.channel
+        if not self.pump(deadline):
+            return None
         if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
             return None
+        if channel.exit_status == -1 and not channel.eof_received:
+            raise EOFError("the SSH channel closed before the command ended")
         # paramiko ignores "exit-signal" and leaves -1 for a command killed by a signal.
         return channel.exit_status
 
     def _drain(self) -> None:
-        while self._channel.recv_ready():
-            self.stdout += self._channel.recv(65536)
-        while self._channel.recv_stderr_ready():
-            self.stderr += self._channel.recv_stderr(65536)
+        while self.channel.recv_ready():
+            self.stdout += self.channel.recv(65536)
+        while self.channel.recv_stderr_ready():
+            self.stderr += self.channel.recv_stderr(65536)
+        if self._start_line is None:
+            self._split_start_line()
 
-    def _start_line(self) -> bytes | None:
+    def _split_start_line(self) -> None:
         start = self.stdout.find(_START_MARK)
-        end = self.stdout.find(b"\n", start)
-        return None if start < 0 or end < 0 else bytes(self.stdout[start + len(_START_MARK) : end])
+        end = self.stdout.find(b"\n", start) if start >= 0 else -1
+        if end >= 0:
+            self._start_line = bytes(self.stdout[start + len(_START_MARK) : end])
+            del self.stdout[: end + 1]  # with anything before it, e.g. from a chatty shell rc file
+
+    def started(self) -> bool:
+        return self._start_line is not None
 
     def pid(self) -> int | None:
-        line = self._start_line()
+        line = self._start_line
         return int(line) if line is not None and line.isdigit() else None
 
     def program_missing(self) -> bool:
-        return self._start_line() == b"missing"
+        return self._start_line == b"missing"
 
     def program_stdout(self) -> bytes:
-        """Stdout after the start line (anything before it, e.g. from a chatty shell rc file, is dropped)."""
-        end = self.stdout.find(b"\n", self.stdout.find(_START_MARK))
-        return bytes(self.stdout[end + 1 :])
+        return bytes(self.stdout) if self.started() else b""
 
     def stderr_summary(self) -> str:
         text = bytes(self.stderr).decode("utf-8", "replace").strip()
         return text.splitlines()[0] if text else "no start line and no error output"
+
+
+class SSHProcess(DeviceProcess):
+    """A command started with :meth:`SSHDevice.start`, on its own channel of the device's connection."""
+
+    def __init__(self, device: SSHDevice, argv: tuple[str, ...], output: _RemoteProcess) -> None:
+        self.argv = argv
+        self._device = device
+        self._output = output
+        self._channel = output.channel
+
+    def readline(self, timeout: float) -> bytes:
+        stdout = self._output.stdout
+        with self._lost_connection_is_a_device_error():
+            if not self._output.pump(time.monotonic() + timeout, lambda: b"\n" in stdout):
+                raise DeviceTimeout(self._device.name, f"'{self.argv[0]}' printed no line for {timeout:g} s")
+        end = stdout.find(b"\n") + 1 or len(stdout)
+        line = bytes(stdout[:end])
+        del stdout[:end]
+        return line
+
+    def write(self, data: bytes) -> None:
+        with self._lost_connection_is_a_device_error():
+            self._channel.sendall(data)
+
+    def close_stdin(self) -> None:
+        try:
+            self._channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+
+    def wait(self, timeout: float) -> int | None:
+        with self._lost_connection_is_a_device_error():
+            exit_code = self._output.wait(time.monotonic() + timeout)
+        if exit_code is not None:
+            self._release()
+        return exit_code
+
+    def kill(self) -> None:
+        if not self._output.ended() and not self._device._kill(self._output.pid()):
+            self._device.close()  # the device does not answer: dropping the connection ends the command there
+        self._release()
+
+    @property
+    def stderr(self) -> bytes:
+        return bytes(self._output.stderr)
+
+    def _release(self) -> None:
+        self._channel.close()
+        self._device._forget(self._output)
+
+    @contextlib.contextmanager
+    def _lost_connection_is_a_device_error(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(
+                self._device.name, f"lost the connection to {self._device.address} while running '{self.argv[0]}'"
+            ) from exc

@@ -18,7 +18,11 @@ def render_export(manifest: Manifest) -> str:
             ratio,
             human_bytes(record.gzip_bytes),
             record.sparse_tensors,
-            "ok" if record.valid else f"invalid: {record.error}",
+            "ok" if record.valid else f"invalid: {shorten(record.error or '', 60)}",
         ])
     table = format_table(["variant", "size", "vs fp32", "gzip", "sparse tensors", "validation"], rows)
     return f"{table}\n\nwrote {manifest.folder}/manifest.json"
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."

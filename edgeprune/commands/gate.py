@@ -1,0 +1,66 @@
+"""``edgeprune gate``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from ..errors import GateFailed, UsageError
+
+SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    gate = commands.add_parser("gate", help="check bench results against a policy of budgets (exit 1 on a failure)")
+    gate.add_argument("results", type=Path, help="results file from edgeprune bench")
+    gate.add_argument("--policy", type=Path, required=True, help="policy TOML file (see docs/gate.md)")
+    gate.add_argument("--baseline", help="results file, or history:LABEL for a labelled bench in the history, to "
+                                         "check regressions against")
+    gate.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
+    gate.add_argument("--junit", type=Path, help="also write JUnit XML, one testcase per check")
+    gate.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..fsutil import write_bytes_atomic
+    from ..gate.baseline import load_baseline
+    from ..gate.checks import evaluate
+    from ..gate.console import render_checks, verdict
+    from ..gate.junit import junit_xml
+    from ..gate.policy import BUDGET_KINDS, read_policy
+    from ..gate.selection import GateInputs
+    from ..gate.summary import markdown_summary
+    from ..results.document import read_results
+    from ..results.history import DEFAULT_HISTORY_DIR
+
+    policy = read_policy(args.policy)
+    results = read_results(args.results)
+    baseline, baseline_name = (load_baseline(args.baseline, args.history or DEFAULT_HISTORY_DIR) if args.baseline
+                               else (None, None))
+    report = evaluate(GateInputs(policy, results, str(args.results), baseline, baseline_name))
+    if baseline is not None and not any(BUDGET_KINDS[key].reference == "baseline" for key in policy.budget_keys()):
+        print(f"edgeprune: note: {args.policy} sets no budget against a baseline; --baseline is unused",
+              file=sys.stderr)
+    print(render_checks(report))
+    if args.junit:
+        timestamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        write_bytes_atomic(args.junit, junit_xml(report, timestamp=timestamp))
+        print(f"wrote {args.junit}")
+    if summary_path := os.environ.get(SUMMARY_ENV_VAR):
+        append_summary(Path(summary_path), markdown_summary(report))
+    if not report.passed:
+        raise GateFailed(verdict(report))
+    print(verdict(report))
+    return 0
+
+
+def append_summary(path: Path, markdown: str) -> None:
+    """Append, as GitHub Actions asks: earlier steps' summaries share the file."""
+    try:
+        with path.open("a", encoding="utf-8") as summary:
+            summary.write(markdown)
+    except OSError as exc:
+        raise UsageError(f"${SUMMARY_ENV_VAR} file '{path}' cannot be written: {exc.strerror}") from exc

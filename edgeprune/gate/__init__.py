@@ -1,0 +1,1 @@
+"""``edgeprune gate``: check bench results against a policy of budgets (docs/gate.md)."""

@@ -1,0 +1,112 @@
+"""The report as one self-contained HTML file: inline CSS, plots embedded as base64 PNG, no script, no fetch."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import Any, Collection
+
+from . import plots
+from .report_data import PARETO_MEANING, ModelSparsity, ReportData, Table
+from .table import is_number
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1150px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: .1em 1.5em; }
+dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
+img.plot { display: block; max-width: 100%; height: auto; margin: 1em 0; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; white-space: nowrap; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #fdecea; }
+.scroll { overflow-x: auto; } .note { color: #666; }
+"""
+
+
+def render_html(data: ReportData) -> str:
+    body = [f"<h1>{escape(data.title)}</h1>", facts_list(data.facts()), latency_section(data),
+            tradeoff_section(data), sparsity_section(data), sparse_inference_section(data)]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(data.title)}</title><style>{STYLE}</style></head>",
+        "<body>", *body, "</body></html>", "",
+    ])
+
+
+def latency_section(data: ReportData) -> str:
+    image = plots.latency_distribution_png(data)
+    figure = plot_img(image, "latency distribution per variant, device and model") if image else note(
+        "No run has latency samples to plot.")
+    return section("Latency", figure + html_table(data.runs_table(), failed_rows=failed_rows(data)))
+
+
+def tradeoff_section(data: ReportData) -> str:
+    image = plots.tradeoff_png(data)
+    if image is None:
+        return section("Trade-off", note("No run was measured: nothing to compare."))
+    legend = note(f"Ringed in the plot, ★ in the table. {PARETO_MEANING}")
+    return section("Trade-off", plot_img(image, "p50 latency vs model size vs top-1") + legend
+                   + html_table(data.tradeoff_table()))
+
+
+def sparsity_section(data: ReportData) -> str:
+    return section("Per-layer sparsity", "".join(model_sparsity(data, model) for model in data.sparsity))
+
+
+def model_sparsity(data: ReportData, model: ModelSparsity) -> str:
+    heading = f"<h3>{escape(model.model)}</h3>"
+    if model.problem:
+        return heading + note(model.problem)
+    return (heading + note(model.summary) + plot_img(plots.sparsity_png(model), f"per-layer sparsity of {model.model}")
+            + html_table(data.sparsity_table(model)))
+
+
+def sparse_inference_section(data: ReportData) -> str:
+    verdicts = data.sparse_inference()
+    if not verdicts:
+        return ""
+    items = "".join(f"<li><b>{escape(headline)}</b><ul>{''.join(f'<li>{escape(reason)}</li>' for reason in reasons)}"
+                    f"</ul></li>" for headline, reasons in verdicts)
+    return section("XNNPACK sparse inference", f"<ul>{items}</ul>")
+
+
+def failed_rows(data: ReportData) -> set[int]:
+    return {index for index, run in enumerate(data.document.runs) if not run.ok}
+
+
+def section(title: str, content: str) -> str:
+    return f"<section><h2>{escape(title)}</h2>\n{content}\n</section>"
+
+
+def plot_img(image: bytes, alt: str) -> str:
+    encoded = base64.b64encode(image).decode("ascii")
+    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def facts_list(facts: list[tuple[str, str]]) -> str:
+    items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in facts)
+    return f'<dl class="facts">{items}</dl>'
+
+
+def html_table(headers_and_rows: Table, failed_rows: Collection[int] = ()) -> str:
+    headers, rows = headers_and_rows
+    head = "".join(f"<th>{escape(header)}</th>" for header in headers)
+    body = "".join(row_html(row, failed=index in failed_rows) for index, row in enumerate(rows))
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def row_html(row: list[Any], *, failed: bool) -> str:
+    return ('<tr class="failed">' if failed else "<tr>") + "".join(cell(value) for value in row) + "</tr>"
+
+
+def cell(value: Any) -> str:
+    text = "-" if value is None else str(value)
+    return f'<td class="num">{escape(text)}</td>' if is_number(text) else f"<td>{escape(text)}</td>"
