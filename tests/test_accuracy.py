@@ -1,0 +1,90 @@
+"""On-device accuracy: every variant scored where it runs, against labels and the source Keras model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgeprune.accuracy.metrics import SNR_CEILING_DB, compare_outputs
+from edgeprune.cli import main
+from edgeprune.model.loading import load_model
+from fixtures.models import MODELS
+
+EVAL = MODELS / "digits_eval.npz"
+
+
+@pytest.fixture(scope="module")
+def keras_top1() -> tuple[float, np.ndarray]:
+    with np.load(EVAL) as data:
+        x, y = data["x"], data["y"]
+    predictions = load_model(MODELS / "digits_cnn.keras").predict(x).argmax(axis=1)
+    return float(np.mean(predictions == y)), predictions
+
+
+@pytest.mark.slow
+def test_on_device_accuracy_matches_the_host(capsys, bench_device, digits_export, keras_top1):
+    code = main(["bench", str(digits_export), "--device", bench_device, "--data", str(EVAL), "--runs", "3",
+                 "--rounds", "1", "-o", "results.json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    runs = {run["variant"]: run for run in json.loads(open("results.json").read())["runs"]}
+    host_top1, _ = keras_top1
+    fp32 = runs["fp32"]["accuracy"]
+    assert set(fp32) >= {"top1", "top1_agreement", "max_abs_error", "mean_abs_error", "snr_db", "n"}
+    assert fp32["n"] == 450 and fp32["top1"] == pytest.approx(host_top1) and fp32["top1_agreement"] == 1.0
+    assert fp32["max_abs_error"] < 1e-4 and fp32["snr_db"] > 60
+    assert fp32["reference"].endswith("digits_cnn.keras")
+    for name in ("int8", "int8-dynamic", "fp16"):
+        accuracy = runs[name]["accuracy"]
+        assert accuracy["n"] == 450 and 0.9 < accuracy["top1"] <= 1.0
+        assert accuracy["max_abs_error"] > fp32["max_abs_error"]  # quantization costs something, and it shows
+        assert accuracy["snr_db"] < fp32["snr_db"]
+    assert runs["int8"]["accuracy"]["top1_agreement"] < 1.0 or runs["int8"]["accuracy"]["max_abs_error"] > 1e-3
+    assert "top-1" in out and f"{host_top1 * 100:.1f}%" in out
+
+
+def test_metrics_against_labels_and_reference():
+    reference = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    outputs = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    figures = compare_outputs(outputs, reference, labels=np.array([0, 1, 1]))
+    assert figures.top1 == 1.0 and figures.top1_agreement == pytest.approx(2 / 3)
+    assert figures.max_abs_error == pytest.approx(0.2) and figures.mean_abs_error == pytest.approx(0.4 / 3)
+    expected_snr = 10 * np.log10(np.sum(reference**2) / np.sum((outputs - reference) ** 2))
+    assert figures.snr_db == pytest.approx(expected_snr)
+
+
+def test_label_free_figures_for_non_classifiers():
+    reference = np.array([[1.0], [2.0]])
+    figures = compare_outputs(reference.copy(), reference, labels=None)
+    assert figures.top1 is None and figures.top1_agreement is None and figures.snr_db == SNR_CEILING_DB
+
+
+def test_non_finite_outputs_are_flagged():
+    figures = compare_outputs(np.array([[np.nan, 1.0]]), np.array([[0.0, 1.0]]))
+    assert figures.finite is False and figures.max_abs_error is None
+
+
+def write(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arrays, expected",
+    [
+        ({"x": np.zeros((5, 9, 9, 1), np.float32)}, "[N, 8, 8, 1]"),
+        ({"x": np.zeros((5, 8, 8, 1), np.float32), "y": np.full(5, 12)}, "labels in 'y' range 12..12"),
+        ({"x": np.zeros((5, 8, 8, 1), np.float32), "y": np.zeros(4, np.int64)}, "5 integer class labels"),
+        ({"x": np.zeros((0, 8, 8, 1), np.float32)}, "empty"),
+        ({"x": np.array(["a"] * 5).reshape(5, 1, 1, 1).repeat(8, 1).repeat(8, 2)}, "dtype"),
+    ],
+)
+def test_bad_data_is_one_line_naming_the_file(capsys, isolated_cwd, digits_export, arrays, expected):
+    data = write(isolated_cwd / "eval.npz", **arrays)
+    code = main(["bench", str(digits_export), "--data", data, "--runs", "1", "-o", "results.json"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "eval.npz" in lines[0] and expected in lines[0], err
+    assert not (isolated_cwd / "results.json").exists()
