@@ -4,13 +4,16 @@
 It is copied to the board and started there, one fresh process per model and round, so it needs only the
 standard library, numpy and a TFLite runtime (ai_edge_litert, tflite_runtime or tensorflow.lite). It never
 imports edgeprune. It speaks a versioned JSON protocol: exactly one JSON object on stdout, errors included;
-everything else (runtime logs) goes to stderr.
+everything else (runtime logs) goes to stderr. Only ``lock`` prints progress lines (``{"event": ...}``) before
+its reply: it holds the board lock for a whole bench, until its stdin closes.
 
     edgeprune_runner.py probe [--runtime NAME] [--workdir DIR]
     edgeprune_runner.py bench --model M [--threads N] [--warmup N] [--runs N] [--min-seconds S]
                               [--xnnpack on|off] [--runtime NAME] [--seed N]
     edgeprune_runner.py infer --model M --inputs X.npy --outputs OUT.npz [--threads N] [--xnnpack on|off]
                               [--runtime NAME]
+    edgeprune_runner.py lock --path WORKDIR/bench.lock [--timeout S] [--holder-host NAME] [--holder-pid N]
+                             [--heartbeat-timeout S]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import datetime
 import gc
 import importlib
 import importlib.metadata
@@ -25,6 +29,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +41,7 @@ PROTOCOL = 1
 EXIT_FAILED = 3
 RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 XNNPACK_CREATED_MARK = "Created TensorFlow Lite XNNPACK delegate"
+LOCK_POLL_SECONDS = 0.2
 
 # A 1 KB Dense(4->3) model: lets `probe` show whether the runtime brings XNNPACK without any upload.
 PROBE_MODEL = "".join((
@@ -180,6 +186,8 @@ def open_model(runtime: Runtime, model: str, threads: int | None, xnnpack: bool,
 
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    # LiteRT glues its per-node messages together without separators; give each its own clause.
+    text = re.sub(r"(?<=\S)(?=failed to delegate|Node number)", "; ", text)
     return text[:500] or type(exc).__name__
 
 
@@ -247,6 +255,12 @@ def cpu_model() -> str | None:
     return " / ".join(parts) or platform.processor() or None
 
 
+def libc() -> str | None:
+    """e.g. 'glibc-2.36': which manylinux wheels the board can install."""
+    name, version = platform.libc_ver()
+    return f"{name}-{version}" if name else None
+
+
 def os_name() -> str:
     release = read_text("/etc/os-release") or ""
     for line in release.splitlines():
@@ -310,9 +324,11 @@ def command_probe(args) -> dict:
         "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
+        "libc": libc(),
         "numpy": importlib.metadata.version("numpy") if runtime_installed("numpy") else None,
         "runtimes_installed": [name for name in RUNTIME_ORDER if runtime_installed(name)],
         "runtime": None,
+        "runtime_error": None,
         "xnnpack_available": False,
         "workdir_free_mb": None,
         **board_state(),
@@ -323,7 +339,11 @@ def command_probe(args) -> dict:
             probe_dir = os.path.dirname(probe_dir)
         if probe_dir:
             info["workdir_free_mb"] = shutil.disk_usage(probe_dir).free / 2**20
-    runtime = load_runtime(args.runtime)
+    try:
+        runtime = load_runtime(args.runtime)
+    except RunnerFailure as failure:  # a bare board is still worth describing: that is how setup starts
+        info["runtime_error"] = failure.message
+        return info
     info["runtime"] = runtime.describe()
     log: list = []
     with captured_native_stderr(log):
@@ -432,6 +452,62 @@ def command_infer(args) -> dict:
     }
 
 
+def command_lock(args) -> dict:
+    """Hold an exclusive flock on ``args.path`` until stdin closes: one bench per board at a time.
+
+    The kernel drops the lock when this process ends, so a bench that dies (or whose SSH session dies) never
+    leaves the board locked. Stdin also carries the bench's heartbeat: a bench cut off by the network sends
+    none, and the lock is given up after ``--heartbeat-timeout`` seconds instead of when TCP notices.
+    """
+    import fcntl
+
+    os.makedirs(os.path.dirname(args.path) or ".", mode=0o700, exist_ok=True)
+    fd = os.open(args.path, os.O_RDWR | os.O_CREAT, 0o600)  # stays open: the lock lives as long as this fd
+    deadline = time.monotonic() + args.timeout
+    announced = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = read_lock_holder(fd)
+            if holder != announced:
+                args.emit({"event": "waiting", "holder": holder})
+                announced = holder
+            if time.monotonic() >= deadline:
+                raise RunnerFailure("lock-timeout", f"{args.path} is still held after {args.timeout:g} s")
+            time.sleep(LOCK_POLL_SECONDS)
+    acquired = time.monotonic()
+    holder = {"host": args.holder_host, "pid": args.holder_pid, "board_pid": os.getpid(),
+              "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
+    args.emit({"event": "acquired", "holder": holder})
+    released_by = wait_for_release(args.heartbeat_timeout)
+    return {"released_by": released_by, "held_seconds": round(time.monotonic() - acquired, 3)}
+
+
+def read_lock_holder(fd: int):
+    """Who holds the lock, as its holder wrote it; None while it is being written (or was never)."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+    except ValueError:
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def wait_for_release(heartbeat_timeout: float) -> str:
+    """Block until stdin closes or stays silent for ``heartbeat_timeout`` seconds; say which."""
+    import select
+
+    while True:
+        readable, _, _ = select.select([0], [], [], heartbeat_timeout)
+        if not readable:
+            return "heartbeat-lost"
+        if not os.read(0, 4096):
+            return "stdin-closed"
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -463,10 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(infer)
     infer.add_argument("--inputs", required=True)
     infer.add_argument("--outputs", required=True)
+    lock = commands.add_parser("lock")
+    lock.add_argument("--path", required=True)
+    lock.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for the lock")
+    lock.add_argument("--holder-host", default=None, help="the bench machine, recorded for whoever waits")
+    lock.add_argument("--holder-pid", type=int, default=None)
+    lock.add_argument("--heartbeat-timeout", type=float, default=120.0)
     return parser
 
 
-COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer}
+COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer, "lock": command_lock}
 
 
 def main(argv=None) -> int:
@@ -475,6 +557,8 @@ def main(argv=None) -> int:
         try:
             args = build_parser().parse_args(argv)
             command = args.command
+            args.emit = lambda event: os.write(  # progress lines of a streaming command (lock)
+                protocol_fd, (json.dumps({"protocol": PROTOCOL, "command": command, **event}) + "\n").encode("utf-8"))
             reply = {"protocol": PROTOCOL, "ok": True, "command": command, **COMMANDS[command](args)}
             exit_code = 0
         except RunnerFailure as failure:

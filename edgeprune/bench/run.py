@@ -1,9 +1,13 @@
-"""``edgeprune bench``: every device at once (one worker each), every variant on each, results kept as they come."""
+"""``edgeprune bench``: every device at once (one worker each), every variant on each, results kept as they come.
+
+Ctrl-C cancels the workers, kills the runners they started on the devices, and keeps every finished run.
+"""
 
 from __future__ import annotations
 
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +21,16 @@ from ..results.history import History
 from .session import BenchPlan, Progress, bench_device
 from .sparse_verdict import sparse_verdicts
 from .targets import BenchTarget, collect_targets
+
+INTERRUPT_RETRY_S = 1.0
+
+
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C, once every device worker has stopped and what they measured is written."""
+
+    def __init__(self, document: ResultsDocument) -> None:
+        super().__init__("interrupted")
+        self.document = document
 
 
 @dataclass(frozen=True)
@@ -47,14 +61,15 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
         devices = [inventory.open(name, accept_new_host_key=request.accept_new_host_key) for name in names]
         document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
         history = History(request.history_dir) if request.history_dir else None
+        bench_id = None
         try:
             bench_id = history.start_bench(document, request.output) if history else None
             writer = ResultsWriter(document, request.output,
                                    on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
             run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans)
-            if history:
-                history.update_header(bench_id, document)
         finally:
+            if history and bench_id is not None:
+                history.update_header(bench_id, document)  # also for an interrupted bench: its devices' state
             for device in devices:
                 device.close()
             if history:
@@ -70,10 +85,19 @@ def run_on_devices(
     progress: Progress,
     accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
 ) -> None:
+    cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="edgeprune-device") as pool:
-        futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans)
+        futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans, cancel)
                    for device in devices]
-        sessions = [future.result() for future in futures]
+        try:
+            sessions = [future.result() for future in futures]
+        except KeyboardInterrupt:
+            cancel.set()
+            interrupt_devices(devices)
+            # Again until every worker is out: one may have started a runner just before it saw the cancel.
+            while wait(futures, timeout=INTERRUPT_RETRY_S).not_done:
+                interrupt_devices(devices)
+            sessions = [future.result() for future in futures]
     eligibility = sparse_eligibility(targets)
 
     def conclude(document: ResultsDocument) -> None:
@@ -81,6 +105,18 @@ def run_on_devices(
         document.sparse_inference = sparse_verdicts(document, eligibility)
 
     writer.update(conclude)
+    if cancel.is_set():
+        raise BenchInterrupted(writer.document)
+
+
+def interrupt_devices(devices: Sequence[Device]) -> None:
+    """Kill what every device is running, all devices at once: one that does not answer must not hold up the rest."""
+    threads = [threading.Thread(target=device.interrupt, name=f"edgeprune-interrupt-{device.name}")
+               for device in devices]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def sparse_eligibility(targets: Sequence[BenchTarget]) -> dict[str, dict[str, Any] | None]:

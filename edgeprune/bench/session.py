@@ -1,12 +1,14 @@
 """One device's part of a bench: push once, measure in interleaved rounds, record every outcome.
 
 A failure touches only what it hits: a variant the board cannot load fails that variant, an unreachable
-device fails that device's runs, and every other measurement is still written.
+device (or one another bench holds longer than ``--lock-timeout``) fails that device's runs, and every other
+measurement is still written. A cancelled bench (Ctrl-C) stops between runner calls and writes nothing more.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -15,6 +17,7 @@ from ..accuracy.device_pass import measure_accuracy
 from ..accuracy.reference import ModelAccuracyPlan
 from ..devices.base import Device
 from ..devices.cache import DeviceCache
+from ..devices.lock import DEFAULT_LOCK_TIMEOUT_S, BoardLock
 from ..devices.runner import BenchSettings, RunnerClient
 from ..errors import DeviceError
 from ..results.document import STATUS_FAILED, STATUS_OK, ResultsWriter, RunRecord
@@ -35,6 +38,7 @@ class BenchPlan:
     xnnpack_modes: tuple[bool, ...] = (True,)
     runtime: str = "auto"
     timeout_s: float = 600.0
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 
     def round_settings(self, threads: int, xnnpack: bool) -> BenchSettings:
         """Each round takes its share of the runs and of the minimum duration."""
@@ -80,11 +84,16 @@ class RoundsAccumulator:
         )
 
 
+class BenchCancelled(Exception):
+    """Raised in a device worker once the bench is cancelled: it stops measuring and records nothing more."""
+
+
 @dataclass
 class DeviceSession:
     """Holds the device's cache and runner for the whole bench: one connection, nothing uploaded twice."""
 
     device: Device
+    cancel: threading.Event = field(default_factory=threading.Event)
     cache: DeviceCache = field(init=False)
     runner: RunnerClient | None = field(default=None, init=False)
     info: dict[str, Any] | None = field(default=None, init=False)
@@ -101,9 +110,23 @@ class DeviceSession:
         self.cache = DeviceCache(self.device)
 
     def open(self, runtime: str) -> dict[str, Any]:
+        """Push the runner and probe the device; a device without a usable runtime is an error here."""
+        info = self.describe(runtime)
+        if info.get("runtime") is None:
+            raise DeviceError(self.device.name, str(info.get("runtime_error")),
+                              hint=f"run 'edgeprune devices setup {self.device.name}' or set its python")
+        return info
+
+    def describe(self, runtime: str) -> dict[str, Any]:
+        """What the device is and has, even when it has no TFLite runtime yet."""
         self.runner = RunnerClient(self.device, self.cache.ensure_runner())
         self.info = self.runner.probe(runtime=runtime)
         return self.info
+
+    def stop_if_cancelled(self) -> None:
+        """Called before each step and on each failure: a failure caused by the cancel is no result."""
+        if self.cancel.is_set():
+            raise BenchCancelled(self.device.name)
 
 
 def bench_device(
@@ -113,11 +136,14 @@ def bench_device(
     writer: ResultsWriter,
     progress: Progress,
     accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
+    cancel: threading.Event | None = None,
 ) -> DeviceSession:
-    session = DeviceSession(device)
+    session = DeviceSession(device, cancel or threading.Event())
     started = time.perf_counter()
     try:
         measure_on_device(session, targets, plan, writer, progress, accuracy_plans)
+    except BenchCancelled:
+        session.error = "interrupted before all of its runs were measured"
     finally:
         session.wall_seconds = time.perf_counter() - started
     return session
@@ -135,15 +161,41 @@ def measure_on_device(
     try:
         progress(device.name, f"connecting to {device.address}")
         session.open(plan.runtime)
+        assert session.runner is not None
+        session.stop_if_cancelled()
+        # Everything after the probe needs the board to itself: another bench would skew the timings.
+        lock = BoardLock.take(device, session.runner.runner_path, timeout_s=plan.lock_timeout_s,
+                              on_wait=lambda message: progress(device.name, message))
     except DeviceError as exc:
-        session.error = str(exc)
-        progress(device.name, f"unusable: {exc.detail}")
-        for target in targets:
-            for threads in thread_counts(plan, device):
-                for xnnpack in plan.xnnpack_modes:
-                    writer.add(RunRecord(**run_identity(device, target, threads, xnnpack, None),
-                                         status=STATUS_FAILED, error=str(exc)))
+        session.stop_if_cancelled()
+        fail_every_run(session, targets, plan, writer, progress, exc)
         return
+    with lock:
+        measure_locked(session, targets, plan, writer, progress, accuracy_plans)
+
+
+def fail_every_run(session: DeviceSession, targets: Sequence[BenchTarget], plan: BenchPlan, writer: ResultsWriter,
+                   progress: Progress, exc: DeviceError) -> None:
+    """An unusable device: each of its runs is recorded as failed with the reason."""
+    device = session.device
+    session.error = str(exc)
+    progress(device.name, f"unusable: {exc.detail}")
+    for target in targets:
+        for threads in thread_counts(plan, device):
+            for xnnpack in plan.xnnpack_modes:
+                writer.add(RunRecord(**run_identity(device, target, threads, xnnpack, None),
+                                     status=STATUS_FAILED, error=str(exc)))
+
+
+def measure_locked(
+    session: DeviceSession,
+    targets: Sequence[BenchTarget],
+    plan: BenchPlan,
+    writer: ResultsWriter,
+    progress: Progress,
+    accuracy_plans: dict[str, ModelAccuracyPlan] | None,
+) -> None:
+    device = session.device
     remote_models = push_models(session, targets, progress)
     for xnnpack in plan.xnnpack_modes:
         accuracy = accuracy_pass(session, targets, remote_models, plan, xnnpack, accuracy_plans or {}, progress)
@@ -167,6 +219,7 @@ def accuracy_pass(
         remote = remote_models[target.label]
         if target.model not in accuracy_plans or isinstance(remote, DeviceError):
             continue
+        session.stop_if_cancelled()
         progress(session.device.name, f"accuracy {target.label} (XNNPACK {'on' if xnnpack else 'off'})")
         try:
             results[target.label] = measure_accuracy(
@@ -174,6 +227,7 @@ def accuracy_pass(
                 threads=thread_counts(plan, session.device)[0], xnnpack=xnnpack, runtime=plan.runtime, timeout_s=plan.timeout_s,
             )
         except DeviceError as exc:
+            session.stop_if_cancelled()
             progress(session.device.name, f"{target.label}: accuracy pass failed: {exc.detail}")
             results[target.label] = variant_error(session.device, target, exc)
     return results
@@ -186,9 +240,11 @@ def thread_counts(plan: BenchPlan, device: Device) -> tuple[int, ...]:
 def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress: Progress) -> dict[str, str | DeviceError]:
     remote: dict[str, str | DeviceError] = {}
     for target in targets:
+        session.stop_if_cancelled()
         try:
             remote[target.label] = session.cache.ensure(target.path, sha256=target.sha256)
         except DeviceError as exc:
+            session.stop_if_cancelled()
             progress(session.device.name, f"{target.label}: upload failed: {exc.detail}")
             remote[target.label] = exc
     return remote
@@ -220,10 +276,12 @@ def measure_interleaved(
             accumulator = accumulators[target.label]
             if accumulator.error is not None:
                 continue
+            session.stop_if_cancelled()
             progress(device.name, f"round {round_index + 1}/{plan.rounds} {target.label} ({mode})")
             try:
                 accumulator.replies.append(session.runner.bench(str(remote_models[target.label]), settings))
             except DeviceError as exc:
+                session.stop_if_cancelled()
                 accumulator.error = variant_error(device, target, exc)
                 progress(device.name, f"{target.label}: failed: {exc.detail}")
     for target in targets:

@@ -52,10 +52,21 @@ def targets_of(path: Path) -> list[BenchTarget]:
         return [file_target(manifest.path_of(record), model, record.name, manifest, record.sha256)
                 for record in deliverables]
     if path.suffix == ".tflite" and path.is_file():
-        return [file_target(path, path.resolve().parent.name, path.stem, None, None)]
+        return [single_file_target(path)]
     if not path.exists():
         raise UsageError(f"'{path}' does not exist", hint="pass export folders or .tflite files")
     raise UsageError(f"'{path}' is neither an export folder nor a .tflite file")
+
+
+def single_file_target(path: Path) -> BenchTarget:
+    """A lone .tflite; one that sits in an export folder keeps its manifest (source model, eligibility)."""
+    folder = path.resolve().parent
+    if (folder / MANIFEST_FILENAME).exists():
+        manifest = read_manifest(folder)
+        record = next((r for r in manifest.variants if r.file == path.name), None)
+        if record is not None:
+            return file_target(path, folder.name, record.name, manifest, record.sha256)
+    return file_target(path, folder.name, path.stem, None, None)
 
 
 def file_target(path: Path, model: str, variant: str, manifest: Manifest | None, sha256: str | None) -> BenchTarget:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..devices.lock import DEFAULT_LOCK_TIMEOUT_S
 from .options import add_device_options, positive_int, thread_counts
 
 
@@ -26,6 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--runtime", default="auto", choices=("auto", "ai_edge_litert", "tflite_runtime", "tensorflow"),
                        help="TFLite runtime on the device (default: the first installed of that order)")
     bench.add_argument("--timeout", type=float, default=600.0, help="seconds one runner process may take")
+    bench.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT_S, metavar="SECONDS",
+                       help="how long to wait for a board another bench is using, then fail its runs "
+                            f"(default {DEFAULT_LOCK_TIMEOUT_S:g}; 0 fails at once)")
     bench.add_argument("-o", "--output", type=Path, default=Path("results.json"), help="results file (default results.json)")
     bench.add_argument("--data", action="append", type=Path, default=[],
                        help="evaluation .npz (x, optional y) for the accuracy pass; repeat for models of other input shapes")
@@ -38,7 +42,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench.run import BenchRequest, bench
+    from ..bench.run import BenchInterrupted, BenchRequest, bench
+    from ..cli import EXIT_INTERRUPTED
     from ..bench.session import BenchPlan
     from ..reports.bench_table import render_bench
     from ..results.history import DEFAULT_HISTORY_DIR
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     plan = BenchPlan(
         runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=args.rounds,
         threads=args.threads or (), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
-        runtime=args.runtime, timeout_s=args.timeout,
+        runtime=args.runtime, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout,
     )
     request = BenchRequest(
         paths=args.paths, plan=plan, devices=args.device, tags=args.tag, output=args.output, label=args.label,
@@ -57,7 +62,14 @@ def run(args: argparse.Namespace) -> int:
     def progress(device: str, message: str) -> None:
         print(f"[{device}] {message}", file=sys.stderr, flush=True)
 
-    document = bench(request, progress)
+    try:
+        document = bench(request, progress)
+    except BenchInterrupted as interrupted:
+        runs = interrupted.document.runs
+        print(f"edgeprune: interrupted: kept the {len(runs)} finished run{'s' if len(runs) != 1 else ''} "
+              f"({sum(run.ok for run in runs)} ok) in {args.output}; the runners it started were stopped",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(render_bench(document))
     print(f"\nwrote {args.output}")
     failed = [run for run in document.runs if not run.ok]

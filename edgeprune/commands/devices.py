@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from .options import ArgumentParser, add_device_options
 
@@ -20,6 +22,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--json", action="store_true", help="print JSON")
     add_device_options(check)
     check.set_defaults(handler=run_devices_check)
+    setup = actions.add_parser("setup", help="create a venv on the device with numpy and a TFLite runtime")
+    setup.add_argument("name", help="device name from the inventory")
+    setup.add_argument("--venv", help="venv folder on the device (default: WORKDIR/venv)")
+    setup.add_argument("--base-python", default="python3", help="interpreter on the device that creates the venv")
+    setup.add_argument("--package", action="append", dest="packages",
+                       help="package to install (repeatable; default: numpy and ai-edge-litert)")
+    setup.add_argument("--offline", action="store_true",
+                       help="the board has no internet: download wheels on this machine and push them")
+    setup.add_argument("--wheels", type=Path, help="push and install the wheels in this folder (implies --offline)")
+    add_device_options(setup)
+    setup.set_defaults(handler=run_devices_setup)
 
 
 def run_devices_list(args: argparse.Namespace) -> int:
@@ -37,6 +50,21 @@ def run_devices_check(args: argparse.Namespace) -> int:
 
     device = Inventory.load(args.inventory).open(args.name, accept_new_host_key=args.accept_new_host_key)
     with device:
-        info = DeviceSession(device).open(args.runtime)
+        info = DeviceSession(device).describe(args.runtime)
     print(json.dumps(info, indent=2) if args.json else render_device_check(device, info))
+    return 0
+
+
+def run_devices_setup(args: argparse.Namespace) -> int:
+    from ..devices.inventory import Inventory
+    from ..devices.provision import DEFAULT_PACKAGES, SetupRequest, setup_device
+    from ..reports.devices_table import render_device_check
+
+    request = SetupRequest(venv=args.venv, base_python=args.base_python, packages=args.packages or DEFAULT_PACKAGES,
+                           offline=args.offline, wheels=args.wheels)
+    device = Inventory.load(args.inventory).open(args.name, accept_new_host_key=args.accept_new_host_key)
+    with device:
+        info = setup_device(device, request, lambda message: print(f"[{device.name}] {message}", file=sys.stderr))
+    print(render_device_check(device, info))
+    print(f"\nready: set python = \"{device.python}\" in [devices.{device.name}] of the inventory")
     return 0

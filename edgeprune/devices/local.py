@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,8 +38,10 @@ class LocalDevice(Device):
     ) -> None:
         super().__init__(name, python=python or sys.executable, threads=threads, tags=tags)
         self._workdir = Path(workdir).expanduser().absolute() if workdir else default_local_workdir()
-        # What interrupt() kills; weak, so children that ended and were forgotten do not pile up.
+        # What interrupt() kills; weak, so children that ended and were forgotten do not pile up. The lock makes
+        # starting and registering one step, so interrupt() cannot miss a child that has just started.
         self._running: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+        self._running_lock = threading.Lock()
 
     @property
     def workdir(self) -> str:
@@ -54,11 +57,11 @@ class LocalDevice(Device):
             # no stdin means an empty one, as over SSH
             stdout, stderr = process.communicate(stdin if stdin is not None else b"", timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            process.kill()
+            kill_group(process)
             process.communicate()
             raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and was killed") from exc
         except BaseException:  # e.g. KeyboardInterrupt: never leave the child behind
-            process.kill()
+            kill_group(process)
             process.wait()
             raise
         finally:
@@ -69,17 +72,23 @@ class LocalDevice(Device):
         return LocalProcess(self.name, tuple(argv), self._popen(argv))
 
     def interrupt(self) -> None:
-        for process in list(self._running):
-            process.kill()  # a no-op for a child that has already been reaped
+        with self._running_lock:
+            running = list(self._running)
+        for process in running:
+            kill_group(process)
 
     def _popen(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        try:
-            process = subprocess.Popen(
-                list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-            )
-        except OSError as exc:
-            raise DeviceError(self.name, f"cannot start '{argv[0]}': {exc.strerror}") from exc
-        self._running.add(process)
+        with self._running_lock:
+            try:
+                # Its own session, like a command over SSH: a Ctrl-C in the terminal reaches edgeprune alone, which
+                # then stops its children itself (and keeps what they measured).
+                process = subprocess.Popen(
+                    list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise DeviceError(self.name, f"cannot start '{argv[0]}': {exc.strerror}") from exc
+            self._running.add(process)
         return process
 
     def upload(self, local: Path, remote: str) -> None:
@@ -113,6 +122,15 @@ class LocalDevice(Device):
             path.chmod(0o700)
         except OSError as exc:
             raise DeviceError(self.name, f"cannot create {remote}: {exc.strerror}") from exc
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child and what it started (it leads its own process group), as SSH kills a command's group."""
+    if process.poll() is None:  # once reaped, its pid (and group id) may belong to someone else
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class LocalProcess(DeviceProcess):
@@ -172,7 +190,7 @@ class LocalProcess(DeviceProcess):
             return None
 
     def kill(self) -> None:
-        self._popen.kill()
+        kill_group(self._popen)
         self._popen.wait()
         self.close_stdin()
 

@@ -64,17 +64,22 @@ class RunnerClient:
             self.device_seconds += reply["elapsed_ns"] / 1e9
         if reply is None:
             raise RunnerError(self.device.name, crash_message(result.exit_code, result.stderr), kind="crash")
-        if reply.get("protocol") != PROTOCOL:
-            raise RunnerError(
-                self.device.name,
-                f"runner speaks protocol {reply.get('protocol')}, this edgeprune speaks {PROTOCOL}",
-                kind="protocol",
-                hint="clear the device's workdir cache",
-            )
-        if not reply.get("ok"):
-            error = reply.get("error") or {}
-            raise RunnerError(self.device.name, str(error.get("message")), kind=str(error.get("kind")))
+        check_reply(self.device.name, reply)
         return reply
+
+
+def check_reply(device: str, reply: dict[str, Any]) -> None:
+    """Raise the runner's own error for a failed reply (or one in a protocol this edgeprune does not speak)."""
+    if reply.get("protocol") != PROTOCOL:
+        raise RunnerError(
+            device,
+            f"runner speaks protocol {reply.get('protocol')}, this edgeprune speaks {PROTOCOL}",
+            kind="protocol",
+            hint="clear the device's workdir cache",
+        )
+    if not reply.get("ok"):
+        error = reply.get("error") or {}
+        raise RunnerError(device, str(error.get("message")), kind=str(error.get("kind")))
 
 
 def model_options(threads: int | None, xnnpack: bool, runtime: str) -> list[str]:

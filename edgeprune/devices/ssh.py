@@ -279,9 +279,9 @@ class SSHDevice(Device):
         process = _RemoteProcess(channel)
         feeder = None
         try:
-            channel.exec_command(_command_line(argv))
-            feeder = _feed_stdin(channel, stdin)
-            with self._tracked(process):
+            with self._tracked(process):  # from before it starts: interrupt() must not miss it
+                channel.exec_command(_command_line(argv))
+                feeder = _feed_stdin(channel, stdin)
                 exit_code = process.wait(deadline)
             if exit_code is None:
                 outcome = "was killed" if self._kill(process.pid()) else "could not be killed: the device does not answer"
@@ -316,6 +316,8 @@ class SSHDevice(Device):
     def interrupt(self) -> None:
         with self._in_flight_lock:
             running = list(self._in_flight)
+        for process in running:
+            process.start_seen.wait(self.connect_timeout)  # its PID, from the thread collecting its output
         answered = [self._kill(process.pid()) for process in running]
         if not all(answered):
             self.close()  # the device does not answer: dropping the connection ends the calls waiting on it
@@ -634,6 +636,7 @@ class _RemoteProcess:
     def __init__(self, channel: paramiko.Channel) -> None:
         self.channel = channel
         self._start_line: bytes | None = None
+        self.start_seen = threading.Event()
         self.stdout = bytearray()  # the program's stdout once the start line has been seen
         self.stderr = bytearray()
 
@@ -682,6 +685,7 @@ class _RemoteProcess:
         if end >= 0:
             self._start_line = bytes(self.stdout[start + len(_START_MARK) : end])
             del self.stdout[: end + 1]  # with anything before it, e.g. from a chatty shell rc file
+            self.start_seen.set()
 
     def started(self) -> bool:
         return self._start_line is not None

@@ -14,6 +14,7 @@ from ..results.document import RunRecord
 from .selection import GateInputs, PlannedCheck, describe_run, plan_checks
 
 KB = 1024  # as edgeprune prints sizes
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def judge(check: PlannedCheck, measurement: Measurement) -> CheckResult:
         return CheckResult(check, measurement.value, kind.allows(measurement.value, limit), measurement.note)
     low, high = measurement.interval
     best, worst = (low, high) if kind.bound == "max" else (high, low)
-    interval = f"95% CI [{kind.format(low)}, {kind.format(high)}]"
+    interval = f"{CONFIDENCE:.0%} CI [{kind.format(low)}, {kind.format(high)}]"
     if not kind.allows(best, limit):
         verdict = f"real, not noise: the {interval} lies wholly beyond the budget"
     elif kind.allows(worst, limit):
@@ -134,16 +135,16 @@ def speedup_vs_fp32(run: RunRecord, fp32: RunRecord | None) -> Measurement:
     assert fp32 is not None, "selection plans the fp32 run for every speed-up budget"
     if problem := samples_problem(run, fp32, "fp32"):
         return Measurement(None, problem)
-    estimate = median_ratio(fp32.samples_ms, run.samples_ms)
+    estimate = median_ratio(fp32.samples_ms, run.samples_ms, confidence=CONFIDENCE)
     # Judged on the ratio of medians: a claimed speed-up needs the evidence, noise does not excuse a miss.
-    return Measurement(estimate.ratio, f"95% CI [{estimate.low:.2f}x, {estimate.high:.2f}x]")
+    return Measurement(estimate.ratio, f"{estimate} ({CONFIDENCE:.0%} CI)")
 
 
 def regression_pct(run: RunRecord, baseline: RunRecord | None) -> Measurement:
     assert baseline is not None, "selection plans the baseline run for every regression budget"
     if problem := samples_problem(run, baseline, "baseline"):
         return Measurement(None, problem)
-    estimate = median_ratio(run.samples_ms, baseline.samples_ms)
+    estimate = median_ratio(run.samples_ms, baseline.samples_ms, confidence=CONFIDENCE)
     return Measurement(percent_slower(estimate.ratio),
                        interval=(percent_slower(estimate.low), percent_slower(estimate.high)))
 

@@ -40,6 +40,7 @@ class BudgetKind:
     scale: float = 1.0  # policy value x scale = the number shown (fractions of 1 shown as percent)
     signed: bool = False
     fraction: bool = False  # a share of 1 (accuracy): budgets must lie in [0, 1]
+    positive: bool = False  # zero would be a budget that can only fail (or, for a speed-up, only pass): a typo
     reference: Literal["fp32", "baseline"] | None = None
 
     def allows(self, measured: float, limit: float) -> bool:
@@ -58,27 +59,25 @@ class BudgetKind:
             return f"must be a number, not {type_name(value)}"
         if self.fraction and not 0 <= value <= 1:
             return f"must be a fraction between 0 and 1 (0.9 = 90%), not {value}"
-        if value < 0 or (value == 0 and self.key in POSITIVE_KEYS):
-            return f"must be {'greater than' if self.key in POSITIVE_KEYS else 'at least'} 0, not {value}"
+        if value < 0 or (value == 0 and self.positive):
+            return f"must be {'greater than' if self.positive else 'at least'} 0, not {value}"
         return None
 
 
 BUDGET_KINDS: dict[str, BudgetKind] = {
     kind.key: kind
     for kind in (
-        BudgetKind("max_size_kb", "max", " KB"),
-        BudgetKind("max_p50_ms", "max", " ms"),
-        BudgetKind("max_p90_ms", "max", " ms"),
-        BudgetKind("max_peak_rss_mb", "max", " MB"),
+        BudgetKind("max_size_kb", "max", " KB", positive=True),
+        BudgetKind("max_p50_ms", "max", " ms", positive=True),
+        BudgetKind("max_p90_ms", "max", " ms", positive=True),
+        BudgetKind("max_peak_rss_mb", "max", " MB", positive=True),
         BudgetKind("min_top1", "min", "%", scale=100, fraction=True),
         BudgetKind("max_top1_drop", "max", " pp", scale=100, fraction=True, reference="fp32"),
         BudgetKind("max_top1_drop_vs_baseline", "max", " pp", scale=100, fraction=True, reference="baseline"),
-        BudgetKind("min_speedup_vs_fp32", "min", "x", reference="fp32"),
+        BudgetKind("min_speedup_vs_fp32", "min", "x", positive=True, reference="fp32"),
         BudgetKind("max_regression_pct", "max", "%", signed=True, reference="baseline"),
     )
 }
-# A zero budget for these can only fail (or, for a speed-up, only pass): surely a typo.
-POSITIVE_KEYS = frozenset({"max_size_kb", "max_p50_ms", "max_p90_ms", "max_peak_rss_mb", "min_speedup_vs_fp32"})
 TOP_LEVEL_KEYS = ("defaults", "variants", "devices")
 VARIANTS_KEY = "variants"
 

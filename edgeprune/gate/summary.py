@@ -11,8 +11,8 @@ def markdown_summary(report: GateReport) -> str:
     icon = "✅" if report.passed else "❌"
     # Failures first: in a long gate they are what the reader came for.
     ordered = sorted(report.checks, key=lambda check: check.passed)
-    rows = [["✅" if check.passed else "❌", check.subject, f"`{check.budget}`", check.measured_text, check.limit_text,
-             check.source, check.note] for check in ordered]
+    rows = [["✅" if check.passed else "❌", check.subject, f"`{check.budget}`", check.measured_text,
+             check.limit_text, check.source, check.note] for check in ordered]
     inputs = report.inputs
     sources = f"policy `{inputs.policy.path}`, results `{inputs.results_name}`" + (
         f", baseline `{inputs.baseline_name}`" if inputs.baseline_name else "")

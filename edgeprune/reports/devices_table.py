@@ -31,7 +31,8 @@ def render_device_check(device: Device, info: dict[str, Any]) -> str:
         ("cpu", f"{info.get('cpu_model')}, {info.get('cpu_cores')} cores"),
         ("python", f"{info.get('python')} ({info.get('python_executable')})"),
         ("numpy", info.get("numpy")),
-        ("runtime", f"{runtime.get('name')} {runtime.get('version')}"),
+        ("runtime", f"{runtime.get('name')} {runtime.get('version')}" if runtime else
+         f"NONE: {info.get('runtime_error')} (edgeprune devices setup {device.name})"),
         ("runtimes installed", ", ".join(info.get("runtimes_installed") or []) or "none"),
         ("xnnpack", "available" if info.get("xnnpack_available") else "NOT available"),
         ("cpu governor", info.get("cpu_governor") or "n/a"),
