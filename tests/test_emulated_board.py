@@ -40,7 +40,7 @@ def test_sparse_inference_engages_on_arm_and_not_on_x86(capsys, pi4, mobilenet_e
     verdicts = {verdict["device"]: verdict for verdict in document["sparse_inference"]}
     board, host = verdicts[pi4], verdicts["local"]
     # The emulated ratio is not a Pi's, but well above 1 only happens when XNNPACK runs the sparse kernels.
-    assert board["arch"] == "aarch64" and board["speedup"]["ci_low"] > 1.5, board
+    assert board["arch"] == "aarch64" and board["speedup"]["ci_low"] > 1.3, board
     assert board["applied"] is True and board["eligible"] is True
     assert host["arch"] == "x86_64" and 0.8 < host["speedup"]["ratio"] < 1.25, host
     assert host["applied"] is False and any("x86" in reason for reason in host["reasons"])

@@ -26,7 +26,7 @@ def render_bench(document: ResultsDocument) -> str:
     headers += ["top-1", "agree"] if has_accuracy else []
     headers += ["status"]
     rows = []
-    for run in document.runs:
+    for run in runs_in_device_order(document):
         latency = run.latency_ms or {}
         row = [run.device, run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
                ms(latency.get("p50")), ms(latency.get("p90")), ms(latency.get("p99")), human_bytes(run.size_bytes),
@@ -43,6 +43,12 @@ def render_bench(document: ResultsDocument) -> str:
                      f"{state}")
         lines.extend(f"  - {reason}" for reason in verdict["reasons"])
     return "\n".join(lines)
+
+
+def runs_in_device_order(document: ResultsDocument) -> list[RunRecord]:
+    """Devices finish in any order; show them in the order the user named them."""
+    order = {name: index for index, name in enumerate(document.settings.get("devices", []))}
+    return sorted(document.runs, key=lambda run: order.get(run.device, len(order)))
 
 
 def ms(value: float | None) -> str | None:
