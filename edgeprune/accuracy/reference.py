@@ -30,11 +30,15 @@ class ModelAccuracyPlan:
     reference_source: str | None
 
 
-def tflite_io(path: Path) -> tuple[tuple[int, ...], int | None]:
-    """(input shape without batch, number of output classes or None) of a .tflite file, read with LiteRT."""
+def tflite_io(path: Path) -> tuple[tuple[int, ...], int | None] | None:
+    """(input shape without batch, number of output classes or None) of a .tflite file, read with LiteRT;
+    None for a file LiteRT cannot read (its bench reports that, per variant)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path))
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except (ValueError, RuntimeError):
+        return None
     shape = tuple(int(dim) for dim in interpreter.get_input_details()[0]["shape"][1:])
     output_shape = interpreter.get_output_details()[0]["shape"]
     classes = int(output_shape[-1]) if len(output_shape) == 2 and output_shape[-1] > 1 else None
@@ -48,9 +52,10 @@ def plan_accuracy(
     arrays = {path: read_npz(path) for path in data_files}
     plans: dict[str, ModelAccuracyPlan] = {}
     for target in targets:
-        if target.model in plans:
+        io = None if target.model in plans else tflite_io(target.path)
+        if io is None:
             continue
-        input_shape, classes = tflite_io(target.path)
+        input_shape, classes = io
         path = next((p for p, a in arrays.items() if "x" in a and tuple(a["x"].shape[1:]) == input_shape), None)
         if path is None:
             files = ", ".join(f"'{p}' (x {list(a['x'].shape) if 'x' in a else 'missing'})" for p, a in arrays.items())

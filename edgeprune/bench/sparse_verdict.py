@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..convert.variants import REFERENCE_VARIANT
 from ..results.document import ResultsDocument, RunRecord
 from .stats import median_ratio
 
-DENSE, SPARSE = "fp32", "fp32-sparse"
+DENSE, SPARSE = REFERENCE_VARIANT, "fp32-sparse"
 # Below this lower confidence bound a "speed-up" is within what dense/sparse layout noise can explain.
 ENGAGED_SPEEDUP = 1.15
 X86_ARCHES = {"x86_64", "amd64", "i686", "i386"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
-
 from ..errors import UsageError
 
 FLOAT32 = "float32"
@@ -67,6 +65,3 @@ def default_variants(*, has_sparsity: bool, has_calibration: bool) -> list[Varia
         if (has_sparsity or not spec.sparse) and (has_calibration or not spec.needs_calibration)
     ]
 
-
-def names(specs: Iterable[VariantSpec]) -> list[str]:
-    return [spec.name for spec in specs]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..bench.stats import median_ratio
+from ..convert.variants import REFERENCE_VARIANT
 from ..results.document import ResultsDocument, RunRecord
 from .table import format_table, human_bytes
-
-REFERENCE_VARIANT = "fp32"
 
 
 def speedup_text(document: ResultsDocument, run: RunRecord) -> str | None:
