@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -179,3 +180,84 @@ def test_make_private_dir_tightens_an_existing_folder(device: Device, tmp_path: 
 def test_workdir_is_absolute(device: Device, tmp_path: Path) -> None:
     assert device.workdir == str(tmp_path / "workdir")
     assert device.address
+
+
+def wait_for_file(path: Path, within: float = 10.0) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not written")
+
+
+# -- start(): a streaming process ------------------------------------------------------------------------------
+
+ECHO_STDIN = [sys.executable, "-c",
+              "import sys; print('ready', flush=True); data = sys.stdin.buffer.read(); print(len(data), flush=True)"]
+
+
+def test_start_streams_lines_and_passes_stdin_until_closed(device: Device) -> None:
+    process = device.start(ECHO_STDIN)
+
+    assert process.readline(30) == b"ready\n"
+    process.write(b"abc")
+    process.write(b"de")
+    process.close_stdin()
+    assert process.readline(30) == b"5\n"
+    assert process.readline(30) == b""
+    assert process.wait(30) == 0
+
+
+def test_start_passes_arguments_verbatim(device: Device, tmp_path: Path) -> None:
+    arguments = ["with space", f"$(touch {tmp_path}/pwned)", "a;b|c>d", "'\"", "", "new\nline"]
+
+    process = device.start([*PRINT_ARGV, *arguments])
+
+    assert json.loads(process.readline(30)) == arguments  # the last line, without a newline
+    assert process.wait(30) == 0
+    assert not list(tmp_path.glob("pwned*"))
+
+
+def test_readline_times_out_and_kill_ends_the_process_group(device: Device, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    process = device.start(["sh", "-c", 'sleep 60 & echo "$$ $!" > "$1"; wait', "sh", str(pids)])
+    leader, child = (int(pid) for pid in wait_for_file(pids).split())
+
+    with pytest.raises(DeviceTimeout, match="printed no line for 0.3 s"):
+        process.readline(0.3)
+    assert process.wait(0.1) is None
+    process.kill()
+
+    assert wait_until_gone(leader) and wait_until_gone(child)
+
+
+def test_start_of_a_missing_program_is_a_device_error(device: Device) -> None:
+    with pytest.raises(DeviceError, match="no-such-program-edgeprune"):
+        device.start(["no-such-program-edgeprune"])
+
+
+def test_interrupt_kills_what_run_and_start_are_running(device: Device, tmp_path: Path) -> None:
+    run_pid, started_pid = tmp_path / "run.pid", tmp_path / "started.pid"
+    outcome: list[object] = []
+
+    def run_until_interrupted() -> None:
+        try:
+            outcome.append(device.run(["sh", "-c", 'echo $$ > "$1"; exec sleep 60', "sh", str(run_pid)], timeout=60))
+        except DeviceError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run_until_interrupted)
+    worker.start()
+    started = device.start(["sh", "-c", 'echo $$ > "$1"; exec sleep 60', "sh", str(started_pid)])
+    pids = [int(wait_for_file(run_pid)), int(wait_for_file(started_pid))]
+    began = time.monotonic()
+
+    device.interrupt()
+    worker.join(20)
+
+    assert not worker.is_alive() and time.monotonic() - began < 15
+    assert isinstance(outcome[0], DeviceError) or not outcome[0].ok  # type: ignore[union-attr]
+    assert started.readline(10) == b"" and started.wait(10) is not None
+    assert all(wait_until_gone(pid) for pid in pids)
+    assert device.run(["true"], timeout=30).ok  # the device still works afterwards

@@ -102,7 +102,7 @@ class DeviceSession:
 
     def summary(self) -> dict[str, Any]:
         """The device's entry in the results document: what it is, what it cost to reach it."""
-        return {"address": self.device.address, "info": self.info, "error": self.error,
+        return {"address": self.device.address, **self.device.facts(), "info": self.info, "error": self.error,
                 "uploaded_bytes": self.cache.uploaded_bytes, "wall_seconds": round(self.wall_seconds, 3),
                 "runner_seconds": round(self.runner.device_seconds, 3) if self.runner else 0.0}
 
@@ -159,6 +159,8 @@ def measure_on_device(
 ) -> None:
     device = session.device
     try:
+        # A farm place is waited for like the board lock, so --lock-timeout bounds both.
+        device.claim(timeout_s=plan.lock_timeout_s, on_wait=lambda message: progress(device.name, message))
         progress(device.name, f"connecting to {device.address}")
         session.open(plan.runtime)
         assert session.runner is not None
@@ -320,7 +322,7 @@ def run_identity(device: Device, target: BenchTarget, threads: int, xnnpack: boo
 
 
 def device_summary(device: Device, info: dict[str, Any] | None) -> dict[str, Any]:
-    summary: dict[str, Any] = {"address": device.address}
+    summary: dict[str, Any] = {"address": device.address, **device.facts()}
     if info:
         for key in ("hostname", "arch", "os", "cpu_model", "cpu_cores", "python", "xnnpack_available", "runtime"):
             summary[key] = info.get(key)

@@ -49,9 +49,10 @@ def run_devices_check(args: argparse.Namespace) -> int:
     from ..reports.devices_table import render_device_check
 
     device = Inventory.load(args.inventory).open(args.name, accept_new_host_key=args.accept_new_host_key)
-    with device:
+    with device:  # rendered inside: the report reads the device's workdir, which needs a farm place held
         info = DeviceSession(device).describe(args.runtime)
-    print(json.dumps(info, indent=2) if args.json else render_device_check(device, info))
+        report = json.dumps(info, indent=2) if args.json else render_device_check(device, info)
+    print(report)
     return 0
 
 
@@ -65,6 +66,7 @@ def run_devices_setup(args: argparse.Namespace) -> int:
     device = Inventory.load(args.inventory).open(args.name, accept_new_host_key=args.accept_new_host_key)
     with device:
         info = setup_device(device, request, lambda message: print(f"[{device.name}] {message}", file=sys.stderr))
-    print(render_device_check(device, info))
+        report = render_device_check(device, info)
+    print(report)
     print(f"\nready: set python = \"{device.python}\" in [devices.{device.name}] of the inventory")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,19 @@ class Device(abc.ABC):
     def make_private_dir(self, remote: str) -> None:
         """Create ``remote`` and its parents if missing, the leaf with mode 0700."""
 
+    def claim(self, *, timeout_s: float, on_wait: Callable[[str], None]) -> None:
+        """Wait up to ``timeout_s`` until the device is ours, telling ``on_wait`` why it waits.
+
+        For devices a scheduler hands out (a board-farm place); a fixed host is always ours. Raises
+        :class:`~edgeprune.errors.LockTimeout` when the wait runs out.
+        """
+
+    def facts(self) -> dict[str, Any]:
+        """What the results should record about this device beyond :attr:`address`, e.g. which farm place served it."""
+        return {}
+
     def close(self) -> None:
-        """Release connections; a closed device may be opened again by using it."""
+        """Release connections (and a claimed device); a closed device may be opened again by using it."""
 
     def __enter__(self) -> "Device":
         return self

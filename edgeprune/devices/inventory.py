@@ -8,6 +8,10 @@ Example::
     threads = 4
     tags = ["arm64", "pi"]
 
+    [devices.pi4-farm]             # a labgrid place instead of a host: any free one tagged board=pi4
+    labgrid_tags = { board = "pi4" }
+    labgrid_coordinator = "farm.lan:20408"   # default: $LG_COORDINATOR, then labgrid's 127.0.0.1:20408
+
     [devices.local]                # optional: only python, workdir, threads and tags
     threads = 2
 
@@ -21,12 +25,13 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError, UsageError
 from .base import Device
+from .labgrid import LabgridDevice
 from .local import LocalDevice
 from .ssh import SSHDevice
 
@@ -44,14 +49,20 @@ _KEY_TYPES: dict[str, tuple[type, str]] = {
     "workdir": (str, "a string"),
     "threads": (int, "an integer"),
     "tags": (list, "a list of strings"),
+    "labgrid_place": (str, "a string"),
+    "labgrid_tags": (dict, "a table of strings"),
+    "labgrid_coordinator": (str, "a string"),
 }
 _LOCAL_KEYS = frozenset({"python", "workdir", "threads", "tags"})
+_PLACE_KEYS = ("labgrid_place", "labgrid_tags")
+_FROM_NETWORK_SERVICE = ("user", "port")  # a farm place's NetworkService says these
+_LABGRID_TAG_KEY = re.compile(r"[a-z][a-z0-9_]+")  # what labgrid-client set-tags accepts
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """One device as the inventory describes it; ``host`` is None only for ``local``."""
+    """One device as the inventory describes it: a ``host``, a labgrid place (``labgrid_*``), or ``local``."""
 
     name: str
     host: str | None = None
@@ -62,10 +73,17 @@ class DeviceSpec:
     workdir: str | None = None
     threads: int | None = None
     tags: tuple[str, ...] = ()
+    labgrid_place: str | None = None
+    labgrid_tags: Mapping[str, str] = field(default_factory=dict)
+    labgrid_coordinator: str | None = None
+
+    @property
+    def is_labgrid(self) -> bool:
+        return self.labgrid_place is not None or bool(self.labgrid_tags)
 
     @property
     def is_local(self) -> bool:
-        return self.host is None
+        return self.host is None and not self.is_labgrid
 
 
 class Inventory:
@@ -112,15 +130,29 @@ class Inventory:
             ) from None
 
     def open(self, name: str, *, accept_new_host_key: bool = False) -> Device:
-        """A device object for ``name``; SSH devices connect on first use, not here."""
+        """A device object for ``name``; SSH devices connect (and farm devices claim a place) on first use."""
         spec = self.spec(name)
         identity_file = self._identity_path(spec.identity_file)
         if identity_file is not None and not identity_file.is_file():
             raise ConfigError(f"{self.path}: [devices.{name}] identity_file {identity_file} does not exist")
-        if spec.host is None:
+        if spec.is_local:
             return LocalDevice(
                 spec.name, python=spec.python, workdir=spec.workdir, threads=spec.threads, tags=spec.tags
             )
+        if spec.is_labgrid:
+            return LabgridDevice(
+                spec.name,
+                place=spec.labgrid_place,
+                place_tags=spec.labgrid_tags,
+                coordinator=spec.labgrid_coordinator,
+                identity_file=identity_file,
+                python=spec.python or "python3",
+                workdir=spec.workdir,
+                threads=spec.threads,
+                tags=spec.tags,
+                accept_new_host_key=accept_new_host_key,
+            )
+        assert spec.host is not None
         return SSHDevice(
             spec.name,
             host=spec.host,
@@ -205,9 +237,28 @@ def _parse_device(name: str, table: Any, path: Path, text: str) -> DeviceSpec:
         if not isinstance(value, expected) or isinstance(value, bool):
             raise where.error(key, f"key '{key}' must be {described}, not {_type_name(value)}")
     _check_values(table, where)
-    if name != LOCAL and "host" not in table:
-        raise where.error(None, "has no 'host'", hint="set it to the board's host name or ~/.ssh/config alias")
+    if name != LOCAL:
+        _check_host_or_place(table, where)
     return DeviceSpec(name=name, **{**table, "tags": tuple(table.get("tags", ()))})
+
+
+def _check_host_or_place(table: Mapping[str, Any], where: _Table) -> None:
+    """A device is a fixed host or a labgrid place, never both; the place's NetworkService says how to log in."""
+    place_keys = [key for key in _PLACE_KEYS if key in table]
+    if "host" in table and place_keys:
+        raise where.error(place_keys[0], f"has both 'host' and '{place_keys[0]}'",
+                          hint="a device is either a fixed host or a labgrid place: keep one")
+    if not place_keys and "labgrid_coordinator" in table:
+        raise where.error("labgrid_coordinator", "has 'labgrid_coordinator' but no 'labgrid_place' or 'labgrid_tags'",
+                          hint="say which place (or which tags) to reserve")
+    if not place_keys and "host" not in table:
+        raise where.error(None, "has no 'host'", hint="set it to the board's host name or ~/.ssh/config alias, "
+                                                      "or set labgrid_place or labgrid_tags for a board-farm place")
+    if place_keys:
+        for key in _FROM_NETWORK_SERVICE:
+            if key in table:
+                raise where.error(key, f"key '{key}' does not apply to a labgrid place",
+                                  hint="the place's NetworkService resource gives the address, port and user")
 
 
 def _check_values(table: Mapping[str, Any], where: _Table) -> None:
@@ -218,9 +269,17 @@ def _check_values(table: Mapping[str, Any], where: _Table) -> None:
         raise where.error("threads", f"threads must be at least 1, not {table['threads']}")
     if not all(isinstance(tag, str) and tag for tag in table.get("tags", [])):
         raise where.error("tags", "tags must be a list of non-empty strings")
-    for key in ("host", "user", "python", "workdir", "identity_file"):
+    for key in ("host", "user", "python", "workdir", "identity_file", "labgrid_place", "labgrid_coordinator"):
         if key in table and not table[key].strip():
             raise where.error(key, f"key '{key}' is empty")
+    if "labgrid_tags" in table and not table["labgrid_tags"]:
+        raise where.error("labgrid_tags", "key 'labgrid_tags' is empty", hint='e.g. labgrid_tags = { board = "pi4" }')
+    for tag, value in table.get("labgrid_tags", {}).items():
+        if not _LABGRID_TAG_KEY.fullmatch(tag):
+            raise where.error("labgrid_tags", f"labgrid tag '{tag}' is not a labgrid tag name",
+                              hint="lower-case letters, digits and '_', starting with a letter, at least 2 characters")
+        if not isinstance(value, str) or not value:
+            raise where.error("labgrid_tags", f"labgrid tag '{tag}' must have a non-empty string value")
 
 
 def _line_of(text: str, device: str, key: str | None) -> int | None:

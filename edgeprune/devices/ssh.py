@@ -357,9 +357,12 @@ class SSHDevice(Device):
             raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {exc}") from exc
 
     def _kill(self, pid: int | None) -> bool:
-        """Best effort, whether the kill command ran: a failed kill must not hide the error that caused it."""
+        """Best effort, whether the kill command ran: a failed kill must not hide the error that caused it.
+
+        Without a PID (the device never confirmed the start) there is nothing to kill with: False.
+        """
         if pid is None:
-            return True
+            return False
         try:
             self.run(["sh", "-c", _KILL_SCRIPT, "sh", str(pid)], timeout=HELPER_TIMEOUT)
         except DeviceError:
@@ -381,9 +384,10 @@ class SSHDevice(Device):
             raise DeviceError(self.name, f"cannot upload {local} to {remote}: {self._upload_failure(exc, local, remote)}") from exc
 
     def _upload_failure(self, exc: BaseException, local: Path, remote: str) -> str:
-        """Why an upload failed. SFTP (version 3) reports a full disk as a bare "Failure": ask the device."""
+        """Why an upload failed. SFTP (version 3) cannot say "disk full" (it reports a bare "Failure", or writes
+        that fell short), so for a file error ask the device how much room is left."""
         reason = _reason(exc)
-        if reason != "Failure":
+        if not isinstance(exc, OSError):
             return reason
         folder = posixpath.dirname(remote)
         free = self._free_bytes(folder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..devices.base import Device
-from ..devices.inventory import Inventory
+from ..devices.inventory import DeviceSpec, Inventory
 from .table import format_table
 
 
@@ -13,11 +13,19 @@ def render_device_list(inventory: Inventory) -> str:
     rows = []
     for name in inventory.names():
         spec = inventory.spec(name)
-        where = "this machine" if spec.is_local else "".join(
-            [f"{spec.user}@" if spec.user else "", spec.host or "", f":{spec.port}" if spec.port else ""])
-        rows.append([name, where, spec.threads, ", ".join(spec.tags)])
+        rows.append([name, _where(spec), spec.threads, ", ".join(spec.tags)])
     source = f"inventory: {inventory.path}" if inventory.path else "inventory: none (only 'local')"
     return format_table(["device", "address", "threads", "tags"], rows) + f"\n\n{source}"
+
+
+def _where(spec: DeviceSpec) -> str:
+    if spec.is_local:
+        return "this machine"
+    if spec.is_labgrid:
+        wanted = " ".join([*(f"{key}={value}" for key, value in spec.labgrid_tags.items()),
+                           *([f"place {spec.labgrid_place}"] if spec.labgrid_place else [])])
+        return f"labgrid {wanted} via {spec.labgrid_coordinator or '$LG_COORDINATOR'}"
+    return "".join([f"{spec.user}@" if spec.user else "", spec.host or "", f":{spec.port}" if spec.port else ""])
 
 
 def render_device_check(device: Device, info: dict[str, Any]) -> str:

@@ -1,0 +1,155 @@
+"""A board-farm device: a labgrid place reserved and acquired for as long as it is used, reached over SSH.
+
+The inventory names the place or its tags instead of a host. On first use (or when the bench claims it with its
+``--lock-timeout``) the device waits for a matching free place, acquires it, reads the SSH endpoint from the
+place's ``NetworkService`` resource and from then on is an :class:`SSHDevice` to that board. :meth:`close`
+releases the place and cancels the reservation, whatever ended the bench.
+
+labgrid is an optional dependency: this module imports it only when a farm device is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from ..errors import UsageError
+from .base import CommandResult, Device, DeviceProcess
+from .lock import DEFAULT_LOCK_TIMEOUT_S
+from .ssh import SSHDevice
+
+if TYPE_CHECKING:
+    from .labgrid_places import AcquiredPlace, PlaceClaim
+
+COORDINATOR_ENV = "LG_COORDINATOR"  # where labgrid's own tools look for the coordinator
+DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid-client's default when the variable is unset
+
+log = logging.getLogger(__name__)
+
+
+class LabgridDevice(Device):
+    """A labgrid place matching ``place``/``place_tags``; SSH settings (python, workdir, keys) as for a host."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        place: str | None = None,
+        place_tags: Mapping[str, str] | None = None,
+        coordinator: str | None = None,
+        identity_file: str | os.PathLike[str] | None = None,
+        python: str = "python3",
+        workdir: str | None = None,
+        threads: int | None = None,
+        tags: Sequence[str] = (),
+        accept_new_host_key: bool = False,
+        known_hosts: str | os.PathLike[str] | None = None,
+        ssh_config: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(name, python=python, threads=threads, tags=tags)
+        places = _import_labgrid_places(name)
+        self.coordinator = coordinator or os.environ.get(COORDINATOR_ENV) or DEFAULT_COORDINATOR
+        self.wanted = places.PlaceFilter(place, dict(place_tags or {}))
+        self._ssh_settings: dict[str, Any] = {
+            "identity_file": identity_file, "python": python, "workdir": workdir, "threads": threads, "tags": tags,
+            "accept_new_host_key": accept_new_host_key, "known_hosts": known_hosts, "ssh_config": ssh_config,
+        }
+        self._claim: PlaceClaim | None = None
+        self._board: SSHDevice | None = None
+        self._served_by: AcquiredPlace | None = None  # kept after close(), for the results
+        self._claim_lock = threading.Lock()
+        self._interrupted = threading.Event()
+
+    def claim(self, *, timeout_s: float, on_wait: Callable[[str], None]) -> None:
+        with self._claim_lock:
+            if self._board is not None:
+                return
+            claim = _import_labgrid_places(self.name).PlaceClaim(self.name, self.coordinator, self.wanted)
+            self._claim = claim  # before acquiring: close() must release whatever a cut-off claim got
+            try:
+                acquired = claim.acquire(timeout_s=timeout_s, on_wait=on_wait, cancelled=self._interrupted)
+            except BaseException:
+                self._claim = None
+                claim.release()  # a reservation left queued would take a place nobody uses
+                raise
+            self._served_by = acquired
+            self._board = SSHDevice(self.name, host=acquired.host, user=acquired.username, port=acquired.port,
+                                    **self._ssh_settings)
+
+    def facts(self) -> dict[str, Any]:
+        served_by = self._served_by
+        if served_by is None:
+            return {"coordinator": self.coordinator}
+        return {"place": served_by.place, "exporter": served_by.exporter, "coordinator": self.coordinator}
+
+    @property
+    def address(self) -> str:
+        served_by = self._served_by
+        if served_by is None:
+            return f"labgrid:{self.wanted} via {self.coordinator}"
+        return (f"labgrid:{served_by.place} (exporter {served_by.exporter}) "
+                f"{served_by.username}@{served_by.host}:{served_by.port}")
+
+    @property
+    def workdir(self) -> str:
+        return self._claimed_board().workdir
+
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        return self._claimed_board().run(argv, timeout=timeout, stdin=stdin)
+
+    def start(self, argv: Sequence[str]) -> DeviceProcess:
+        return self._claimed_board().start(argv)
+
+    def interrupt(self) -> None:
+        self._interrupted.set()  # ends a wait for a place
+        board = self._board
+        if board is not None:
+            board.interrupt()
+
+    def upload(self, local: Path, remote: str) -> None:
+        self._claimed_board().upload(local, remote)
+
+    def download(self, remote: str, local: Path) -> None:
+        self._claimed_board().download(remote, local)
+
+    def exists(self, remote: str) -> bool:
+        return self._claimed_board().exists(remote)
+
+    def make_private_dir(self, remote: str) -> None:
+        self._claimed_board().make_private_dir(remote)
+
+    def close(self) -> None:
+        board, claim = self._board, self._claim
+        self._board = self._claim = None
+        try:
+            if board is not None:
+                board.close()
+        finally:
+            if claim is not None:
+                claim.release()
+            self._interrupted.clear()
+
+    def _claimed_board(self) -> SSHDevice:
+        """Used without a claim first (e.g. ``devices check``): wait as long as a bench would, saying so."""
+        if self._board is None:
+            self.claim(timeout_s=DEFAULT_LOCK_TIMEOUT_S, on_wait=lambda message: log.warning("%s: %s", self.name, message))
+        assert self._board is not None
+        return self._board
+
+
+def _import_labgrid_places(device: str) -> ModuleType:
+    """The labgrid-backed half, or a usage error that says what to install."""
+    try:
+        from . import labgrid_places
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("labgrid", "grpc"):
+            raise
+        raise UsageError(
+            f"device '{device}' is a labgrid place, but labgrid is not installed",
+            hint="pip install 'edgeprune[labgrid]'",
+        ) from None
+    return labgrid_places
