@@ -19,7 +19,7 @@ from edgeprune.gate.junit import junit_xml
 from edgeprune.gate.policy import BUDGET_KINDS, parse_policy
 from edgeprune.gate.selection import GateInputs
 from edgeprune.gate.summary import markdown_summary
-from edgeprune.gate.toml_lines import line_of, split_dotted_key
+from edgeprune.toml_lines import line_of, split_dotted_key
 from edgeprune.results.document import STATUS_FAILED, ResultsDocument, RunRecord
 from edgeprune.results.history import History
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError, UsageError
+from ..toml_lines import line_of
 from .base import Device
 from .labgrid import LabgridDevice
 from .local import LocalDevice
@@ -214,7 +215,7 @@ class _Table:
     device: str
 
     def error(self, key: str | None, problem: str, hint: str | None = None) -> ConfigError:
-        line = _line_of(self.text, self.device, key)
+        line = line_of(self.text, ("devices", self.device), key)
         return ConfigError(f"{self.path}{f':{line}' if line else ''}: [devices.{self.device}] {problem}", hint=hint)
 
 
@@ -280,23 +281,6 @@ def _check_values(table: Mapping[str, Any], where: _Table) -> None:
                               hint="lower-case letters, digits and '_', starting with a letter, at least 2 characters")
         if not isinstance(value, str) or not value:
             raise where.error("labgrid_tags", f"labgrid tag '{tag}' must have a non-empty string value")
-
-
-def _line_of(text: str, device: str, key: str | None) -> int | None:
-    """Best-effort line number of ``key`` in the ``[devices.NAME]`` table (of the header when key is None)."""
-    header = re.compile(rf"""^\s*\[\s*devices\s*\.\s*["']?{re.escape(device)}["']?\s*\]""")
-    assignment = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""") if key else None
-    in_table = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if header.match(line):
-            if assignment is None:
-                return number
-            in_table = True
-        elif line.lstrip().startswith("["):
-            in_table = False
-        elif in_table and assignment is not None and assignment.match(line):
-            return number
-    return None
 
 
 def _type_name(value: object) -> str:

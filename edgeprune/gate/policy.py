@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping
 from ..convert.variants import REFERENCE_VARIANT
 from ..errors import ConfigError, UsageError
 from ..results.document import RunRecord
-from .toml_lines import TablePath, line_of
+from ..toml_lines import TablePath, line_of
 
 
 @dataclass(frozen=True)
