@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import lzma
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+
+# What reading a damaged or crafted zip archive (.npz, .keras) raises: zipfile checks little and passes on
+# whatever its decompressors and struct parsing raise (an unknown or encrypted member, a corrupt stream ...).
+ARCHIVE_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+                       RuntimeError, zlib.error, lzma.LZMAError)
+# numpy parses a .npy header with ast and tokenize, whose errors a damaged header passes on.
+NPY_HEADER_ERRORS = (SyntaxError, tokenize.TokenError)
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except ARCHIVE_READ_ERRORS + NPY_HEADER_ERRORS as exc:
         raise DataError(f"'{path}' is not a readable .npz file ({type(exc).__name__})",
                         hint="save it with numpy.savez(path, x=..., y=...)") from exc
 

@@ -37,6 +37,7 @@ DEFAULT_CONNECT_RETRIES = 2
 DEFAULT_RETRY_BACKOFF = 0.5
 KEEPALIVE_SECONDS = 30
 HELPER_TIMEOUT = 10.0  # the short commands edgeprune runs for itself (kill, df)
+SFTP_REPLY_TIMEOUT = 60.0
 
 # Every command runs through this POSIX sh snippet: it announces its PID (so a timed-out command can be killed
 # on the device) or that the program is missing, then execs the program so the PID stays the program's.
@@ -280,7 +281,7 @@ class SSHDevice(Device):
         feeder = None
         try:
             with self._tracked(process):  # from before it starts: interrupt() must not miss it
-                channel.exec_command(_command_line(argv))
+                self._exec_command(channel, argv)
                 feeder = _feed_stdin(channel, stdin)
                 exit_code = process.wait(deadline)
             if exit_code is None:
@@ -299,19 +300,40 @@ class SSHDevice(Device):
         argv = tuple(argv)
         channel = self._open_channel()
         process = _RemoteProcess(channel)
+        with self._in_flight_lock:  # from before it starts: interrupt() must not miss it
+            self._in_flight.add(process)
         try:
-            channel.exec_command(_command_line(argv))
+            self._exec_command(channel, argv)
             process.pump(time.monotonic() + self.connect_timeout, process.started)
             self._check_started(process, argv)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException, DeviceError) as exc:
+            self._forget(process)
             channel.close()
+            if isinstance(exc, DeviceError):
+                raise
             raise DeviceError(self.name, f"lost the connection to {self.address} while starting '{argv[0]}'") from exc
-        except DeviceError:
-            channel.close()
-            raise
-        with self._in_flight_lock:
-            self._in_flight.add(process)
         return SSHProcess(self, argv, process)
+
+    def _exec_command(self, channel: paramiko.Channel, argv: tuple[str, ...]) -> None:
+        """exec_command with a time limit: paramiko waits for the reply without one, forever on a frozen board."""
+        unanswered = threading.Event()
+
+        def give_up() -> None:
+            unanswered.set()
+            self.close()  # the device does not answer: dropping the connection ends the wait
+
+        watchdog = threading.Timer(self.connect_timeout, give_up)
+        watchdog.start()
+        try:
+            channel.exec_command(_command_line(argv))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if unanswered.is_set():
+                raise DeviceTimeout(
+                    self.name, f"{self.address} did not answer within {self.connect_timeout:g} s to start '{argv[0]}'"
+                ) from exc
+            raise
+        finally:
+            watchdog.cancel()
 
     def interrupt(self) -> None:
         with self._in_flight_lock:
@@ -354,7 +376,9 @@ class SSHDevice(Device):
         try:
             return transport.open_session(timeout=self.connect_timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {exc}") from exc
+            if not transport.is_active():
+                raise DeviceError(self.name, f"lost the connection to {self.address}") from exc
+            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {_reason(exc)}") from exc
 
     def _kill(self, pid: int | None) -> bool:
         """Best effort, whether the kill command ran: a failed kill must not hide the error that caused it.
@@ -466,6 +490,8 @@ class SSHDevice(Device):
         if self._sftp_client is None:
             try:
                 self._sftp_client = client.open_sftp()
+                # paramiko waits for SFTP replies without a limit; a board that froze must not hang the bench.
+                self._sftp_client.get_channel().settimeout(SFTP_REPLY_TIMEOUT)
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 raise DeviceError(
                     self.name,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from ..errors import ModelLoadError
 from .graph import (
     ADD,
     CONV_2D,
@@ -57,11 +58,20 @@ PAD_KINDS = frozenset({PAD, "PADV2"})
 
 def inspect_tflite(path: Path) -> InspectionReport:
     tfl = read_tflite(path)
-    reader = _GraphReader(tfl)
-    rows, ops = reader.describe()
-    graph = ModelGraph(ops=ops, outputs=reader.output_producers(), is_converted=True)
-    totals = Totals.of(rows, model_size_bytes=len(tfl.data))
-    return InspectionReport(path, FORMAT, rows, totals, xnnpack_sparse_verdict(graph))
+    try:
+        reader = _GraphReader(tfl)
+        rows, ops = reader.describe()
+        graph = ModelGraph(ops=ops, outputs=reader.output_producers(), is_converted=True)
+        totals = Totals.of(rows, model_size_bytes=len(tfl.data))
+        verdict = xnnpack_sparse_verdict(graph)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        # The flatbuffer parsed, but its parts do not fit together (an operator without outputs, options of
+        # another operator, a shape its buffer cannot hold ...): the converter never writes such a file.
+        raise ModelLoadError(
+            f"'{path}' is a damaged TFLite file: its graph is inconsistent ({type(exc).__name__}: {str(exc)[:200]})",
+            hint="export it again",
+        ) from exc
+    return InspectionReport(path, FORMAT, rows, totals, verdict)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import tfenv
+from ..data import ARCHIVE_READ_ERRORS
 from ..errors import ModelLoadError
 from ..hashing import file_sha256, tree_sha256
 
@@ -77,10 +78,13 @@ def _keras_zip_flavour(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             metadata = json.loads(archive.read("metadata.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except ARCHIVE_READ_ERRORS as exc:
         raise ModelLoadError(
             f"'{path}' is not a readable .keras archive ({type(exc).__name__})", hint="re-save the model"
         ) from exc
+    if not isinstance(metadata, dict):
+        raise ModelLoadError(f"'{path}' is not a readable .keras archive (metadata.json is not an object)",
+                             hint="re-save the model")
     version = str(metadata.get("keras_version", ""))
     return KERAS3_ZIP if version.startswith("3.") else KERAS_ZIP
 
@@ -104,12 +108,13 @@ def _load_tf_keras(path: Path) -> Any:
     try:
         # prune_scope registers tfmot's wrapper classes so still-wrapped models deserialize.
         with tfmot.sparsity.keras.prune_scope():
-            return keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many unrelated types for unreadable files
         raise ModelLoadError(
             f"cannot load '{path}' with tf_keras: {_first_line(exc)}",
             hint="save the model with tf_keras (TF_USE_LEGACY_KERAS=1) or pass a Keras 3 .keras file",
         ) from exc
+    return _checked_model(model, keras.Model, path)
 
 
 def _load_keras3(path: Path) -> Any:
@@ -119,9 +124,18 @@ def _load_keras3(path: Path) -> Any:
     except ImportError as exc:
         raise ModelLoadError(f"'{path}' is a Keras 3 model but Keras 3 is not installed", hint="pip install keras") from exc
     try:
-        return keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many unrelated types for unreadable files
         raise ModelLoadError(f"cannot load Keras 3 model '{path}': {_first_line(exc)}") from exc
+    return _checked_model(model, keras.Model, path)
+
+
+def _checked_model(loaded: Any, model_class: type, path: Path) -> Any:
+    """Keras hands back whatever a damaged config deserializes to (a dict, a layer) instead of failing."""
+    if not isinstance(loaded, model_class):
+        raise ModelLoadError(f"'{path}' does not hold a Keras model (it loads as a {type(loaded).__name__})",
+                             hint="re-save the model")
+    return loaded
 
 
 def _has_pruning_wrappers(model: Any) -> bool:

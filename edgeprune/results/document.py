@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
+from .json_types import check_items, check_keys
 
 RESULTS_KIND = "edgeprune.results"
 RESULTS_SCHEMA_VERSION = 1
@@ -128,6 +129,48 @@ def read_results(path: Path) -> ResultsDocument:
     return results_from_json(document, str(path))
 
 
+# The JSON types of the keys that readers (tables, reports, the gate) rely on, as in schemas/results.schema.json.
+_TOP_KEYS = {"created": "string", "label": "string null", "settings": "object", "devices": "object",
+             "sparse_inference": "array", "edgeprune_version": "string"}
+_RUN_KEYS = {
+    "device": "string", "model": "string", "variant": "string", "model_sha256": "string null",
+    "size_bytes": "integer null", "threads": "integer null", "xnnpack": "boolean", "status": "string",
+    "error": "string null", "runtime": "object null", "latency_ms": "object null", "samples_ms": "array null",
+    "init_ms": "number null", "first_invoke_ms": "number null", "peak_rss_mb": "number null",
+    "xnnpack_delegate": "object null", "board_state": "object null", "device_info": "object null",
+    "accuracy": "object null", "export_manifest": "string null",
+}
+_LATENCY_KEYS = {**{key: "number" for key in ("p50", "p90", "p99", "mean", "std", "min", "max")}, "n": "integer"}
+_ACCURACY_KEYS = {**{key: "number null" for key in ("top1", "top1_agreement", "max_abs_error", "mean_abs_error",
+                                                     "snr_db")}, "n": "integer"}
+_VERDICT_KEYS = {"device": "string", "model": "string", "arch": "string null", "applied": "boolean",
+                 "reasons": "array"}
+
+
+def _check_run(run: dict[str, Any], where: str) -> None:
+    check_keys(run, _RUN_KEYS, where)
+    if run.get("status") not in (STATUS_OK, STATUS_FAILED):
+        raise UsageError(f"{where}.status must be '{STATUS_OK}' or '{STATUS_FAILED}', not {run.get('status')!r}")
+    if run.get("latency_ms") is not None:
+        check_keys(run["latency_ms"], _LATENCY_KEYS, f"{where}.latency_ms")
+    if run.get("accuracy") is not None:
+        check_keys(run["accuracy"], _ACCURACY_KEYS, f"{where}.accuracy")
+    if run.get("samples_ms") is not None:
+        check_items(run["samples_ms"], "number", f"{where}.samples_ms")
+
+
+def _check_header(document: dict[str, Any], origin: str) -> None:
+    check_keys(document, _TOP_KEYS, origin)
+    check_keys(document.get("settings", {}), {"devices": "array"}, f"{origin}: settings")
+    check_items(document.get("settings", {}).get("devices", []), "string", f"{origin}: settings.devices")
+    devices = document.get("devices", {})
+    check_keys(devices, dict.fromkeys(devices, "object"), f"{origin}: devices")
+    check_items(document.get("sparse_inference", []), "object", f"{origin}: sparse_inference")
+    for index, verdict in enumerate(document.get("sparse_inference", [])):
+        check_keys(verdict, _VERDICT_KEYS, f"{origin}: sparse_inference[{index}]", required=True)
+        check_items(verdict.get("reasons", []), "string", f"{origin}: sparse_inference[{index}].reasons")
+
+
 def results_from_json(document: Any, origin: str) -> ResultsDocument:
     if not isinstance(document, dict) or document.get("kind") != RESULTS_KIND:
         raise UsageError(f"{origin}: not an edgeprune results document (key 'kind' is not '{RESULTS_KIND}')")
@@ -137,11 +180,13 @@ def results_from_json(document: Any, origin: str) -> ResultsDocument:
     runs = document.get("runs")
     if not isinstance(runs, list):
         raise UsageError(f"{origin}: key 'runs' must be a list")
+    _check_header(document, origin)
     known = {f.name for f in fields(RunRecord)}
     records = []
     for index, run in enumerate(runs):
         if not isinstance(run, dict):
             raise UsageError(f"{origin}: runs[{index}] is not an object")
+        _check_run(run, f"{origin}: runs[{index}]")
         try:
             records.append(RunRecord(**{key: value for key, value in run.items() if key in known}))
         except TypeError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from ..errors import UsageError
@@ -16,6 +17,7 @@ from .document import ResultsDocument, RunRecord, results_from_json
 DEFAULT_HISTORY_DIR = Path(".edgeprune")
 HISTORY_FILENAME = "history.sqlite"
 BUSY_TIMEOUT_S = 60.0
+WAL_RETRY_S = 0.05
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS benches (
@@ -44,13 +46,30 @@ CREATE INDEX IF NOT EXISTS runs_by_bench ON runs(bench_id);
 """
 
 
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting for the database like every other statement does.
+
+    Changing the journal mode needs the database to itself and SQLite fails it at once, without its busy
+    timeout, while another bench opens the same new history file: retry for as long as the timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
+
+
 class History:
     def __init__(self, folder: Path = DEFAULT_HISTORY_DIR) -> None:
         self.path = folder / HISTORY_FILENAME
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(self._db)
             with self._db:
                 self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:

@@ -1,0 +1,399 @@
+"""Faults a bench must live through: each one gives a clear error for the device or variant it hits, and every
+other result is kept.
+
+The boards are real sshd servers on loopback (one of them inside a network namespace whose link the test takes
+down); the benches are real ``edgeprune bench`` processes. Tests that need root (namespaces, tmpfs mounts) are
+skipped without it, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from edgeprune.cli import main
+from edgeprune.devices.local import LocalDevice
+from edgeprune.devices.lock import BoardLock
+from edgeprune.devices.runner import runner_script
+from edgeprune.devices.ssh import SSHDevice
+from edgeprune.errors import DeviceTimeout
+from fixtures.sshd import SSHClientFiles, SSHServer, start_sshd
+
+pytestmark = pytest.mark.faults
+
+WORKDIR = "device workdir"  # the bench_device fixture's workdir, under the test's folder
+
+
+def require_root() -> None:
+    if os.geteuid() == 0:
+        return
+    message = "needs root (network namespaces, tmpfs mounts)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# -- processes ---------------------------------------------------------------------------------------------------
+
+
+def processes_with(marker: str, *, program: str | None = None) -> list[int]:
+    """Live processes whose command line contains ``marker`` (the boards are this machine), and that run
+    ``program`` if given (not, say, the shell that is about to exec it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended while we looked
+        if marker.encode() in b" ".join(argv) and program in (None, argv[0].decode(errors="replace")):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until_none_with(marker: str, within: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants: an sshd, its sessions and what they run."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def signal_tree(root: int, signum: int) -> None:
+    for pid in process_tree(root):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+# -- benches and boards ------------------------------------------------------------------------------------------
+
+
+class RunningBench:
+    """An ``edgeprune bench`` process, its results file read while it runs."""
+
+    def __init__(self, folder: Path, args: list[str], prefix: list[str] | None = None) -> None:
+        self.results = folder / "results.json"
+        self._stderr_path = folder / "bench.stderr"
+        with self._stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen([*(prefix or []), sys.executable, "-m", "edgeprune", "bench", *args,
+                                             "-o", str(self.results)], stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def runs(self, device: str | None = None) -> list[dict]:
+        if not self.results.is_file():
+            return []
+        return [run for run in json.loads(self.results.read_text())["runs"] if device in (None, run["device"])]
+
+    def wait_for_runs(self, device: str, count: int, within: float = 180.0) -> None:
+        deadline = time.monotonic() + within
+        while len(self.runs(device)) < count:
+            assert self.process.poll() is None, f"the bench ended early:\n{self.stderr()}"
+            assert time.monotonic() < deadline, f"no {count} runs of {device} within {within:g} s:\n{self.stderr()}"
+            time.sleep(0.1)
+
+    def finish(self, within: float = 300.0) -> int:
+        try:
+            return self.process.wait(within)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"the bench did not end within {within:g} s:\n{self.stderr()}") from None
+
+    def stderr(self) -> str:
+        return self._stderr_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def slow_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fp32 and fp16 variants of a convolution stack taking milliseconds per invoke (made once).
+
+    Slow enough that a fault lands in the middle of a round, few enough samples that results stay small.
+    """
+    from edgeprune import tfenv
+
+    keras, tf = tfenv.tf_keras(), tfenv.tensorflow()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.Input((96, 96, 32)),
+        keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3),
+    ])
+    folder = tmp_path_factory.mktemp("slow")
+    (folder / "fp32.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    (folder / "fp16.tflite").write_bytes(converter.convert())
+    return folder
+
+
+@pytest.fixture
+def variants(isolated_cwd: Path, slow_models: Path) -> list[str]:
+    folder = isolated_cwd / "slow"
+    shutil.copytree(slow_models, folder)
+    return [str(folder / "fp32.tflite"), str(folder / "fp16.tflite")]
+
+
+@pytest.fixture
+def own_board(ssh_home: SSHClientFiles, ssh_client_key: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SSHServer]]:
+    """Starts boards of the test's own (sshd servers it may kill, freeze or cut off), trusted by ``ssh_home``."""
+    started: list[SSHServer] = []
+
+    def start(netns: str | None = None) -> SSHServer:
+        server = start_sshd(tmp_path_factory.mktemp("board"), client_key=ssh_client_key, netns=netns)
+        started.append(server)
+        with ssh_home.known_hosts.open("a") as known_hosts:
+            known_hosts.write(server.known_hosts_line())
+        return server
+
+    yield start
+    for server in started:
+        signal_tree(server.process.pid, signal.SIGCONT)  # a frozen board must be able to die
+        signal_tree(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace of the test's own, its loopback up; deleted afterwards."""
+    require_root()
+    name = f"edgeprune-test-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def write_inventory(folder: Path, board: SSHServer) -> None:
+    """``victim``, the board the fault hits, and ``local``, which must be unaffected."""
+    (folder / "edgeprune.toml").write_text(
+        f'[devices.local]\nworkdir = "{folder / "local workdir"}"\n\n'
+        f'[devices.victim]\nhost = "{board.host}"\nport = {board.port}\nuser = "{board.user}"\n'
+        f'identity_file = "{board.client_key}"\npython = "{sys.executable}"\nworkdir = "{folder / "victim workdir"}"\n'
+    )
+
+
+# Two thread counts: the first group's runs land (and are kept) before the fault hits during the second.
+TWO_GROUPS = ["--device", "victim", "--device", "local", "--threads", "1,2", "--rounds", "2", "--runs", "4",
+              "--warmup", "1", "--min-seconds", "3"]
+
+
+def check_victim_lost_its_second_group(bench: RunningBench, *reasons: str) -> None:
+    local = bench.runs("local")
+    assert len(local) == 4 and all(run["status"] == "ok" for run in local), local
+    victim = {(run["threads"], run["variant"]): run for run in bench.runs("victim")}
+    assert len(victim) == 4
+    for variant in ("fp32", "fp16"):
+        assert victim[1, variant]["status"] == "ok", bench.stderr()
+        failed = victim[2, variant]
+        assert failed["status"] == "failed"
+        assert failed["error"].startswith(f"device 'victim', slow/{variant} (")
+        assert any(reason in failed["error"] for reason in reasons), bench.stderr()
+    stderr = bench.stderr()
+    assert "edgeprune: victim slow/fp32:" in stderr and "Traceback" not in stderr
+
+
+# -- the faults --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.ssh
+def test_sshd_stopped_in_the_middle_of_a_bench(isolated_cwd, variants, own_board) -> None:
+    board = own_board()
+    write_inventory(isolated_cwd, board)
+    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS])
+    bench.wait_for_runs("victim", 2)
+
+    signal_tree(board.process.pid, signal.SIGTERM)  # sshd and its sessions (and so what they run) stop
+
+    assert bench.finish() == 1
+    check_victim_lost_its_second_group(bench, "lost the connection to", "cannot connect to")
+
+
+@pytest.mark.ssh
+def test_network_to_a_board_cut_in_the_middle_of_a_bench(isolated_cwd, variants, netns, own_board) -> None:
+    board = own_board(netns=netns)  # the bench runs in that namespace too: both ends on its loopback
+    write_inventory(isolated_cwd, board)
+    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", "6"], prefix=["ip", "netns", "exec", netns])
+    bench.wait_for_runs("victim", 2)
+
+    subprocess.run(["ip", "-n", netns, "link", "set", "lo", "down"], check=True)  # packets now vanish
+
+    assert bench.finish() == 1
+    check_victim_lost_its_second_group(bench, "ran longer than 6 s and could not be killed: the device does not answer",
+                                       "cannot open an SSH session")
+
+
+@pytest.mark.ssh
+def test_a_board_that_stops_answering(isolated_cwd, variants, own_board) -> None:
+    board = own_board()
+    write_inventory(isolated_cwd, board)
+    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", "6"])
+    bench.wait_for_runs("victim", 2)
+
+    signal_tree(board.process.pid, signal.SIGSTOP)  # frozen: connections stay open, nothing answers
+
+    assert bench.finish() == 1
+    check_victim_lost_its_second_group(bench, "ran longer than 6 s and could not be killed: the device does not answer",
+                                       "cannot open an SSH session")
+
+
+@pytest.mark.ssh
+def test_a_board_that_freezes_as_a_command_starts_does_not_hang_it(own_board, monkeypatch) -> None:
+    board = own_board()
+    device = SSHDevice("victim", host=board.host, port=board.port, user=board.user,
+                       identity_file=str(board.client_key), connect_timeout=2)
+    assert device.run(["true"], timeout=10).ok
+    open_channel = device._open_channel
+
+    def open_then_freeze() -> object:
+        channel = open_channel()
+        signal_tree(board.process.pid, signal.SIGSTOP)  # the session is open; the exec request gets no reply
+        return channel
+
+    monkeypatch.setattr(device, "_open_channel", open_then_freeze)
+    started = time.monotonic()
+
+    with pytest.raises(DeviceTimeout, match="did not answer within 2 s to start 'true'"):
+        device.run(["true"], timeout=30)
+
+    assert time.monotonic() - started < 10
+    device.close()
+
+
+def test_the_runner_killed_on_the_board(isolated_cwd, bench_device, variants) -> None:
+    fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
+    bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
+                                        "--warmup", "1", "--min-seconds", "4"])
+    deadline = time.monotonic() + 120
+    while not (runners := processes_with(f"{fp16_sha}.tflite", program=sys.executable)):
+        assert bench.process.poll() is None and time.monotonic() < deadline, bench.stderr()
+        time.sleep(0.05)
+
+    os.kill(runners[0], signal.SIGKILL)
+
+    assert bench.finish() == 1
+    runs = {run["variant"]: run for run in bench.runs()}
+    assert runs["fp32"]["status"] == "ok"
+    assert runs["fp16"]["status"] == "failed"
+    assert runs["fp16"]["error"].startswith(f"device '{bench_device}', slow/fp16 (")
+    assert "runner was killed by" in runs["fp16"]["error"] and "without a reply" in runs["fp16"]["error"]
+
+
+def test_a_full_disk_on_the_board_fails_only_the_variant_that_does_not_fit(capsys, isolated_cwd, bench_device,
+                                                                           variants) -> None:
+    require_root()
+    big = Path(variants[0]).with_name("big.tflite")
+    big.write_bytes(Path(variants[0]).read_bytes() + bytes(2 * 2**20))  # 2 MB: never fits in 1 MB
+    workdir = isolated_cwd / WORKDIR
+    workdir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(workdir)], check=True)
+    try:
+        code = main(["bench", variants[0], str(big), "--device", bench_device, "--runs", "2", "--rounds", "1",
+                     "-o", "results.json"])
+    finally:
+        subprocess.run(["umount", "-l", str(workdir)], check=True)
+
+    assert code == 1
+    runs = {run["variant"]: run for run in json.loads(Path("results.json").read_text())["runs"]}
+    assert runs["fp32"]["status"] == "ok"
+    assert runs["big"]["status"] == "failed"
+    assert runs["big"]["error"].startswith(f"device '{bench_device}', slow/big (")
+    assert "No space left on device" in runs["big"]["error"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_hung_runner_is_killed_on_the_board_at_its_timeout(capsys, isolated_cwd, bench_device, tiny_tflite) -> None:
+    code = main(["bench", str(tiny_tflite), "--device", bench_device, "--runs", "1", "--rounds", "1",
+                 "--min-seconds", "120", "--timeout", "3", "-o", "results.json"])  # it would run for 2 minutes
+
+    assert code == 1
+    [run] = json.loads(Path("results.json").read_text())["runs"]
+    assert run["status"] == "failed" and "ran longer than 3 s and was killed" in run["error"]
+    assert wait_until_none_with(str(isolated_cwd / WORKDIR)) == []
+
+
+def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, bench_device, variants) -> None:
+    bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--threads", "1,2", "--rounds", "2",
+                                        "--runs", "4", "--warmup", "1", "--min-seconds", "4"])
+    bench.wait_for_runs(bench_device, 2)  # the first thread count's two runs are in; the second's are running
+
+    bench.process.send_signal(signal.SIGINT)
+
+    assert bench.finish(within=30) == 130
+    assert "edgeprune: interrupted: kept the 2 finished runs (2 ok) in" in bench.stderr()
+    assert "Traceback" not in bench.stderr()
+    document = json.loads(bench.results.read_text())
+    assert [(run["threads"], run["status"]) for run in document["runs"]] == [(1, "ok"), (1, "ok")]
+    assert "interrupted" in document["devices"][bench_device]["error"]
+    history = sqlite3.connect(isolated_cwd / ".edgeprune" / "history.sqlite")
+    assert history.execute("SELECT COUNT(*) FROM runs").fetchone() == (2,)
+    assert wait_until_none_with(str(isolated_cwd / WORKDIR)) == []  # runners and the board lock
+    with BoardLock.take(LocalDevice(workdir=isolated_cwd / WORKDIR), str(runner_script()), timeout_s=0,
+                        on_wait=print):
+        pass  # the board is free again
+
+
+HISTORY_WRITER = """
+import sys, time
+from pathlib import Path
+from edgeprune.results.document import ResultsDocument, RunRecord
+from edgeprune.results.history import History
+
+folder, start, runs = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+while time.time() < start:  # every writer opens the new history file at the same instant
+    pass
+history = History(folder)
+bench_id = history.start_bench(ResultsDocument.new({}), None)
+for index in range(runs):
+    history.add_run(bench_id, RunRecord(device="d", model="m", variant=f"v{index}", model_sha256=None,
+                                        size_bytes=None, threads=1, xnnpack=True, status="ok"))
+history.close()
+"""
+
+
+def test_concurrent_benches_share_one_history(tmp_path: Path) -> None:
+    writers, runs = 6, 20
+    start = time.time() + 2.0  # after every interpreter has started
+    processes = [subprocess.Popen([sys.executable, "-c", HISTORY_WRITER, str(tmp_path), repr(start), str(runs)],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(writers)]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+
+    assert [process.returncode for process in processes] == [0] * writers, errors
+    history = sqlite3.connect(tmp_path / "history.sqlite")
+    assert history.execute("SELECT COUNT(*) FROM benches").fetchone() == (writers,)
+    assert history.execute("SELECT COUNT(*) FROM runs").fetchone() == (writers * runs,)
