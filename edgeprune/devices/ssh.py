@@ -8,11 +8,8 @@ accepts new keys (then it is recorded in OpenSSH format); a changed key is alway
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import errno
-import getpass
 import os
 import posixpath
 import secrets
@@ -22,14 +19,15 @@ import socket
 import stat
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import paramiko
 
-from ..errors import ConfigError, DeviceError, DeviceTimeout, HostKeyError
+from ..errors import DeviceError, DeviceTimeout, HostKeyError
 from .base import CommandResult, Device, DeviceProcess
+from .known_hosts import KnownHosts, UnknownHostKeyPolicy, describe_key
+from .ssh_target import resolve_target
 
 DEFAULT_WORKDIR = "~/.cache/edgeprune"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -53,168 +51,6 @@ _KILL_SCRIPT = (
     'for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done; '
     'kill -KILL "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null; exit 0'
 )
-
-
-@dataclass(frozen=True)
-class SSHTarget:
-    """Where and as whom to connect, after merging inventory settings with ``~/.ssh/config``."""
-
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    identities_only: bool
-    known_hosts: Path
-    accept_new_host_key: bool
-
-    @property
-    def known_hosts_name(self) -> str:
-        """The name OpenSSH files this host's keys under: ``host`` on port 22, ``[host]:port`` otherwise."""
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.user}@{self.hostname}:{self.port}"
-
-
-def resolve_target(
-    host: str,
-    *,
-    user: str | None = None,
-    port: int | None = None,
-    identity_file: str | os.PathLike[str] | None = None,
-    known_hosts: str | os.PathLike[str] | None = None,
-    ssh_config: str | os.PathLike[str] | None = None,
-    accept_new_host_key: bool = False,
-) -> SSHTarget:
-    """Look ``host`` up in the SSH config file (default ``~/.ssh/config``); explicit arguments win."""
-    config_path = Path(ssh_config or "~/.ssh/config").expanduser()
-    options = _read_ssh_config(config_path, host)
-    for unsupported in ("proxyjump", "proxycommand"):
-        if unsupported in options:
-            raise ConfigError(
-                f"{config_path}: host '{host}' uses {unsupported}, which edgeprune does not support",
-                hint="give the inventory a host reachable directly, or a Host entry without it",
-            )
-    if identity_file is not None:
-        explicit = Path(identity_file).expanduser()
-        if not explicit.is_file():
-            raise ConfigError(f"identity file {explicit} for host '{host}' does not exist", hint="fix identity_file")
-        identity_files: tuple[str, ...] = (str(explicit),)
-    else:
-        identity_files = tuple(str(Path(path).expanduser()) for path in options.get("identityfile", []))
-    config_known_hosts = options.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
-    # OpenSSH users who set accept-new (or no) for a host expect new keys to be recorded without a flag.
-    config_accepts_new = options.get("stricthostkeychecking", "").lower() in ("accept-new", "no", "off")
-    return SSHTarget(
-        hostname=options.get("hostname", host),
-        port=port if port is not None else _config_port(options, config_path, host),
-        user=user or options.get("user") or getpass.getuser(),
-        identity_files=identity_files,
-        identities_only=options.get("identitiesonly", "no").lower() == "yes",
-        known_hosts=Path(known_hosts or config_known_hosts).expanduser(),
-        accept_new_host_key=accept_new_host_key or config_accepts_new,
-    )
-
-
-def _read_ssh_config(path: Path, host: str) -> paramiko.SSHConfigDict:
-    if not path.is_file():
-        return paramiko.SSHConfig().lookup(host)
-    try:
-        return paramiko.SSHConfig.from_path(str(path)).lookup(host)
-    except (OSError, ValueError, paramiko.SSHException) as exc:
-        raise ConfigError(f"{path}: cannot read SSH config for host '{host}': {exc}") from exc
-
-
-def _config_port(options: paramiko.SSHConfigDict, config_path: Path, host: str) -> int:
-    try:
-        return int(options.get("port", 22))
-    except ValueError:
-        raise ConfigError(f"{config_path}: host '{host}' has Port '{options['port']}', not a number") from None
-
-
-class KnownHosts:
-    """An OpenSSH ``known_hosts`` file: plain and hashed host names, read fresh on each connect, appended to."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def keys_for(self, name: str) -> list[tuple[int, paramiko.PKey]]:
-        """The keys recorded for ``name`` (``host`` or ``[host]:port``) with their 1-based line numbers."""
-        try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot read known hosts: {exc.strerror}") from exc
-        found = []
-        for number, line in enumerate(lines, 1):
-            fields = line.split()
-            # Markers (@cert-authority, @revoked) and comments are not plain host keys: skipped like paramiko does.
-            if len(fields) < 3 or fields[0].startswith(("#", "@")):
-                continue
-            if any(_host_pattern_matches(pattern, name) for pattern in fields[0].split(",")):
-                key = _parse_public_key(fields[1], fields[2])
-                if key is not None:
-                    found.append((number, key))
-        return found
-
-    def append(self, name: str, key: paramiko.PKey) -> None:
-        """Record ``key`` for ``name`` the way ``ssh`` does, creating ``~/.ssh`` privately if needed."""
-        line = f"{name} {key.get_name()} {key.get_base64()}\n"
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if self.path.is_file() and self.path.read_bytes()[-1:] not in (b"", b"\n"):
-                line = "\n" + line  # a hand-edited file may lack its final newline
-            # One O_APPEND write, so concurrent edgeprune runs cannot interleave half lines.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot record the host key of {name}: {exc.strerror}") from exc
-
-
-def _host_pattern_matches(pattern: str, name: str) -> bool:
-    if pattern.startswith("|1|"):
-        try:
-            return paramiko.HostKeys.hash_host(name, pattern) == pattern
-        except (binascii.Error, AssertionError):  # a malformed salt (hash_host asserts its length)
-            return False
-    return pattern == name
-
-
-def _parse_public_key(key_type: str, data: str) -> paramiko.PKey | None:
-    try:
-        return paramiko.PKey.from_type_string(key_type, base64.b64decode(data))
-    except (binascii.Error, ValueError, paramiko.SSHException, paramiko.UnknownKeyType):
-        return None
-
-
-def _describe_key(key: paramiko.PKey) -> str:
-    return f"{key.get_name()} {key.fingerprint}"
-
-
-class _UnknownHostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Called by paramiko only for hosts without any recorded key: record the key or refuse with the fix."""
-
-    def __init__(self, device: str, target: SSHTarget, known_hosts: KnownHosts) -> None:
-        self._device = device
-        self._target = target
-        self._known_hosts = known_hosts
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        if self._target.accept_new_host_key:
-            self._known_hosts.append(hostname, key)
-            return
-        port_option = "" if self._target.port == 22 else f"-p {self._target.port} "
-        raise HostKeyError(
-            self._device,
-            f"unknown host key for {hostname} ({_describe_key(key)}), not in {self._known_hosts.path}",
-            hint=f"check the fingerprint, then pass --accept-new-host-key or run "
-            f"`ssh-keyscan {port_option}{self._target.hostname} >> {self._known_hosts.path}`",
-        )
 
 
 class SSHDevice(Device):
@@ -553,7 +389,7 @@ class SSHDevice(Device):
         host_keys = client.get_host_keys()
         for _line, key in self._known_hosts.keys_for(name):
             host_keys.add(name, key.get_name(), key)
-        client.set_missing_host_key_policy(_UnknownHostKeyPolicy(self.name, self.target, self._known_hosts))
+        client.set_missing_host_key_policy(UnknownHostKeyPolicy(self.name, self.target, self._known_hosts))
         return client
 
     def _connect_failure(self, exc: BaseException, *, timed_out: bool) -> tuple[DeviceError, bool]:
@@ -603,7 +439,7 @@ class SSHDevice(Device):
         lines = ", ".join(str(number) for number, _key in self._known_hosts.keys_for(name)) or "?"
         return HostKeyError(
             self.name,
-            f"the host key of {name} has CHANGED (now {_describe_key(offered)}); "
+            f"the host key of {name} has CHANGED (now {describe_key(offered)}); "
             f"{path} line {lines} records a different key",
             hint=f"if the device was reinstalled, run `ssh-keygen -R '{name}' -f {path}` and connect again; "
             "otherwise the connection may be intercepted",
