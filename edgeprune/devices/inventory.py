@@ -140,25 +140,8 @@ class Inventory:
             return LocalDevice(
                 spec.name, python=spec.python, workdir=spec.workdir, threads=spec.threads, tags=spec.tags
             )
-        if spec.is_labgrid:
-            return LabgridDevice(
-                spec.name,
-                place=spec.labgrid_place,
-                place_tags=spec.labgrid_tags,
-                coordinator=spec.labgrid_coordinator,
-                identity_file=identity_file,
-                python=spec.python or "python3",
-                workdir=spec.workdir,
-                threads=spec.threads,
-                tags=spec.tags,
-                accept_new_host_key=accept_new_host_key,
-            )
-        assert spec.host is not None
-        return SSHDevice(
-            spec.name,
-            host=spec.host,
-            user=spec.user,
-            port=spec.port,
+        # What every SSH-reached device takes from the inventory, whether its address is fixed or a farm's.
+        ssh_settings = dict(
             identity_file=identity_file,
             python=spec.python or "python3",
             workdir=spec.workdir,
@@ -166,6 +149,11 @@ class Inventory:
             tags=spec.tags,
             accept_new_host_key=accept_new_host_key,
         )
+        if spec.is_labgrid:
+            return LabgridDevice(spec.name, place=spec.labgrid_place, place_tags=spec.labgrid_tags,
+                                 coordinator=spec.labgrid_coordinator, **ssh_settings)
+        assert spec.host is not None
+        return SSHDevice(spec.name, host=spec.host, user=spec.user, port=spec.port, **ssh_settings)
 
     def _identity_path(self, identity_file: str | None) -> Path | None:
         """``~`` is expanded; a relative path is relative to the inventory file, wherever edgeprune runs."""
