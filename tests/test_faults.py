@@ -48,8 +48,8 @@ def require_root() -> None:
 # -- processes ---------------------------------------------------------------------------------------------------
 
 
-def processes_with(marker: str, *, program: str | None = None) -> list[int]:
-    """Live processes whose command line contains ``marker`` (the boards are this machine), and that run
+def processes_with(*markers: str, program: str | None = None) -> list[int]:
+    """Live processes whose command line contains every marker (the boards are this machine), and that run
     ``program`` if given (not, say, the shell that is about to exec it)."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -59,7 +59,9 @@ def processes_with(marker: str, *, program: str | None = None) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # ended while we looked
-        if marker.encode() in b" ".join(argv) and program in (None, argv[0].decode(errors="replace")):
+        command_line = b" ".join(argv)
+        if all(marker.encode() in command_line for marker in markers) and program in (
+                None, argv[0].decode(errors="replace")):
             found.append(int(entry.name))
     return found
 
@@ -121,6 +123,15 @@ class RunningBench:
             assert self.process.poll() is None, f"the bench ended early:\n{self.stderr()}"
             assert time.monotonic() < deadline, f"no {count} runs of {device} within {within:g} s:\n{self.stderr()}"
             time.sleep(0.1)
+
+    def wait_for_runner(self, *markers: str, within: float = 180.0) -> int:
+        """The PID of the board's runner whose command line has every marker, once it runs."""
+        deadline = time.monotonic() + within
+        while not (runners := processes_with(*markers, program=sys.executable)):
+            assert self.process.poll() is None, f"the bench ended early:\n{self.stderr()}"
+            assert time.monotonic() < deadline, f"no runner with {markers} within {within:g} s:\n{self.stderr()}"
+            time.sleep(0.05)
+        return runners[0]
 
     def finish(self, within: float = 300.0) -> int:
         try:
@@ -208,9 +219,16 @@ def write_inventory(folder: Path, board: SSHServer) -> None:
     )
 
 
-# Two thread counts: the first group's runs land (and are kept) before the fault hits during the second.
+# Two thread counts: the first group's runs land (and are kept) before the fault hits during the second. Each
+# runner call takes 2 s, so a fault sent as the second group's first call starts lands before its variant's
+# second round even on a busy machine.
 TWO_GROUPS = ["--device", "victim", "--device", "local", "--threads", "1,2", "--rounds", "2", "--runs", "4",
-              "--warmup", "1", "--min-seconds", "3"]
+              "--warmup", "1", "--min-seconds", "4"]
+
+
+def wait_for_the_victims_second_group(bench: RunningBench, folder: Path) -> None:
+    """Until the victim's runner measures with 2 threads: the fault then hits its second group, never its first."""
+    bench.wait_for_runner(str(folder / "victim workdir"), " bench ", "--threads 2")
 
 
 def check_victim_lost_its_second_group(bench: RunningBench, *reasons: str) -> None:
@@ -221,7 +239,7 @@ def check_victim_lost_its_second_group(bench: RunningBench, *reasons: str) -> No
     for variant in ("fp32", "fp16"):
         assert victim[1, variant]["status"] == "ok", bench.stderr()
         failed = victim[2, variant]
-        assert failed["status"] == "failed"
+        assert failed["status"] == "failed", bench.stderr()
         assert failed["error"].startswith(f"device 'victim', slow/{variant} (")
         assert any(reason in failed["error"] for reason in reasons), bench.stderr()
     stderr = bench.stderr()
@@ -236,7 +254,7 @@ def test_sshd_stopped_in_the_middle_of_a_bench(isolated_cwd, variants, own_board
     board = own_board()
     write_inventory(isolated_cwd, board)
     bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS])
-    bench.wait_for_runs("victim", 2)
+    wait_for_the_victims_second_group(bench, isolated_cwd)
 
     signal_tree(board.process.pid, signal.SIGTERM)  # sshd and its sessions (and so what they run) stop
 
@@ -249,7 +267,7 @@ def test_network_to_a_board_cut_in_the_middle_of_a_bench(isolated_cwd, variants,
     board = own_board(netns=netns)  # the bench runs in that namespace too: both ends on its loopback
     write_inventory(isolated_cwd, board)
     bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", "6"], prefix=["ip", "netns", "exec", netns])
-    bench.wait_for_runs("victim", 2)
+    wait_for_the_victims_second_group(bench, isolated_cwd)
 
     subprocess.run(["ip", "-n", netns, "link", "set", "lo", "down"], check=True)  # packets now vanish
 
@@ -263,7 +281,7 @@ def test_a_board_that_stops_answering(isolated_cwd, variants, own_board) -> None
     board = own_board()
     write_inventory(isolated_cwd, board)
     bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", "6"])
-    bench.wait_for_runs("victim", 2)
+    wait_for_the_victims_second_group(bench, isolated_cwd)
 
     signal_tree(board.process.pid, signal.SIGSTOP)  # frozen: connections stay open, nothing answers
 
@@ -299,12 +317,9 @@ def test_the_runner_killed_on_the_board(isolated_cwd, bench_device, variants) ->
     fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
     bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
                                         "--warmup", "1", "--min-seconds", "4"])
-    deadline = time.monotonic() + 120
-    while not (runners := processes_with(f"{fp16_sha}.tflite", program=sys.executable)):
-        assert bench.process.poll() is None and time.monotonic() < deadline, bench.stderr()
-        time.sleep(0.05)
+    runner = bench.wait_for_runner(f"{fp16_sha}.tflite")
 
-    os.kill(runners[0], signal.SIGKILL)
+    os.kill(runner, signal.SIGKILL)
 
     assert bench.finish() == 1
     runs = {run["variant"]: run for run in bench.runs()}
