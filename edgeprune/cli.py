@@ -31,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="edgeprune: %(message)s")
+    if not debug:
+        # paramiko's transport thread logs each failed handshake with a traceback; the error edgeprune raises for
+        # it says the same in one line.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)

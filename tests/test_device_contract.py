@@ -1,4 +1,5 @@
-"""The behaviour every Device promises, checked identically on LocalDevice and on SSHDevice.
+"""The behaviour every Device promises, checked identically on LocalDevice and on SSHDevice, the latter both
+reached directly and through a jump host (``ProxyJump``).
 
 The SSH device talks to a real sshd on 127.0.0.1, so its "remote" files are on this machine and the tests can
 inspect them directly.
@@ -21,18 +22,23 @@ from edgeprune.devices.base import Device
 from edgeprune.devices.local import LocalDevice
 from edgeprune.devices.ssh import SSHDevice
 from edgeprune.errors import DeviceError, DeviceTimeout
+from fixtures.sshd import ALIAS_VIA_JUMP
 
 PRINT_ARGV = [sys.executable, "-c", "import json, sys; sys.stdout.write(json.dumps(sys.argv[1:]))"]
 
 
-@pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.ssh)])
+@pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.ssh),
+                        pytest.param("ssh-via-jump", marks=pytest.mark.ssh)])
 def device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
     workdir = tmp_path / "workdir"
     if request.param == "local":
         chosen: Device = LocalDevice(workdir=workdir)
-    else:
+    elif request.param == "ssh":
         ssh_home = request.getfixturevalue("ssh_home")
         chosen = SSHDevice("board", host=ssh_home.alias, workdir=str(workdir))
+    else:
+        request.getfixturevalue("ssh_home_with_jump")
+        chosen = SSHDevice("board", host=ALIAS_VIA_JUMP, workdir=str(workdir))
     with chosen:
         yield chosen
 

@@ -103,6 +103,9 @@ def test_unknown_key_names_file_line_device_and_key(tmp_path: Path) -> None:
     assert str(error.value) == f"{path}:5: [devices.pi4] unknown key 'hots' (did you mean 'host'?)"
 
 
+JUMP_HINT = '(e.g. proxy_jump = "bastion" or "admin@gw.lab:2222,inner" for several hops)'
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -113,6 +116,8 @@ def test_unknown_key_names_file_line_device_and_key(tmp_path: Path) -> None:
         ('tags = "arm64"', "key 'tags' must be a list of strings, not a string"),
         ("tags = [64]", "tags must be a list of non-empty strings"),
         ('user = ""', "key 'user' is empty"),
+        ('proxy_jump = "a@@gw"', "proxy_jump 'a@@gw' is not [user@]host[:port] " + JUMP_HINT),
+        ('proxy_jump = "gw,"', "proxy_jump 'gw,' is not [user@]host[:port] " + JUMP_HINT),
     ],
 )
 def test_wrong_types_and_values_name_file_line_device_and_key(tmp_path: Path, line: str, expected: str) -> None:

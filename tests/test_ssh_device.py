@@ -179,13 +179,6 @@ def test_missing_identity_files_in_the_ssh_config_are_skipped_like_openssh_does(
     assert whoami(open_device(ssh_home.alias)) == sshd_server.user
 
 
-def test_proxy_jump_is_rejected_clearly(ssh_home: SSHClientFiles) -> None:
-    ssh_home.config.write_text("Host behind-bastion\n    ProxyJump bastion\n")
-
-    with pytest.raises(ConfigError, match=r"uses proxyjump"):
-        SSHDevice("board", host="behind-bastion")
-
-
 def test_workdir_defaults_to_the_cache_folder_in_the_remote_home(
     ssh_home: SSHClientFiles, sshd_server: SSHServer, open_device: Callable[..., SSHDevice]
 ) -> None:

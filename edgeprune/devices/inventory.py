@@ -5,6 +5,7 @@ Example::
     [devices.pi4]
     host = "pi4"                   # a host name or a ~/.ssh/config alias
     user = "pi"                    # optional, like port and identity_file: ~/.ssh/config fills the rest
+    proxy_jump = "bastion"         # optional, as OpenSSH's ProxyJump ("none": connect directly)
     threads = 4
     tags = ["arm64", "pi"]
 
@@ -35,6 +36,7 @@ from .base import Device
 from .labgrid import LabgridDevice
 from .local import LocalDevice
 from .ssh import SSHDevice
+from .ssh_target import JUMP_HOST
 
 ENV_VAR = "EDGEPRUNE_INVENTORY"
 DEFAULT_FILE = Path("edgeprune.toml")
@@ -46,6 +48,7 @@ _KEY_TYPES: dict[str, tuple[type, str]] = {
     "user": (str, "a string"),
     "port": (int, "an integer"),
     "identity_file": (str, "a string"),
+    "proxy_jump": (str, "a string"),
     "python": (str, "a string"),
     "workdir": (str, "a string"),
     "threads": (int, "an integer"),
@@ -70,6 +73,7 @@ class DeviceSpec:
     user: str | None = None
     port: int | None = None
     identity_file: str | None = None
+    proxy_jump: str | None = None
     python: str | None = None
     workdir: str | None = None
     threads: int | None = None
@@ -143,6 +147,7 @@ class Inventory:
         # What every SSH-reached device takes from the inventory, whether its address is fixed or a farm's.
         ssh_settings = dict(
             identity_file=identity_file,
+            proxy_jump=spec.proxy_jump,
             python=spec.python or "python3",
             workdir=spec.workdir,
             threads=spec.threads,
@@ -258,9 +263,14 @@ def _check_values(table: Mapping[str, Any], where: _Table) -> None:
         raise where.error("threads", f"threads must be at least 1, not {table['threads']}")
     if not all(isinstance(tag, str) and tag for tag in table.get("tags", [])):
         raise where.error("tags", "tags must be a list of non-empty strings")
-    for key in ("host", "user", "python", "workdir", "identity_file", "labgrid_place", "labgrid_coordinator"):
+    for key in ("host", "user", "python", "workdir", "identity_file", "proxy_jump", "labgrid_place",
+                "labgrid_coordinator"):
         if key in table and not table[key].strip():
             raise where.error(key, f"key '{key}' is empty")
+    jumps = table.get("proxy_jump", "none")
+    if jumps.strip().lower() != "none" and not all(JUMP_HOST.fullmatch(hop.strip()) for hop in jumps.split(",")):
+        raise where.error("proxy_jump", f"proxy_jump '{jumps}' is not [user@]host[:port]",
+                          hint='e.g. proxy_jump = "bastion" or "admin@gw.lab:2222,inner" for several hops')
     if "labgrid_tags" in table and not table["labgrid_tags"]:
         raise where.error("labgrid_tags", "key 'labgrid_tags' is empty", hint='e.g. labgrid_tags = { board = "pi4" }')
     for tag, value in table.get("labgrid_tags", {}).items():

@@ -88,10 +88,14 @@ class UnknownHostKeyPolicy(paramiko.MissingHostKeyPolicy):
         if self._target.accept_new_host_key:
             self._known_hosts.append(hostname, key)
             return
-        port_option = "" if self._target.port == 22 else f"-p {self._target.port} "
+        target = self._target
+        port_option = "" if target.port == 22 else f"-p {target.port} "
+        if target.jump or target.proxy_command:  # ssh-keyscan cannot reach it from here; ssh can
+            fetch = f"`ssh {port_option}{target.user}@{target.hostname}` once (with its ProxyJump/ProxyCommand)"
+        else:
+            fetch = f"`ssh-keyscan {port_option}{target.hostname} >> {self._known_hosts.path}`"
         raise HostKeyError(
             self._device,
             f"unknown host key for {hostname} ({describe_key(key)}), not in {self._known_hosts.path}",
-            hint=f"check the fingerprint, then pass --accept-new-host-key or run "
-            f"`ssh-keyscan {port_option}{self._target.hostname} >> {self._known_hosts.path}`",
+            hint=f"check the fingerprint, then pass --accept-new-host-key or run {fetch}",
         )

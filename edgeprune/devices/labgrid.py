@@ -49,6 +49,7 @@ class LabgridDevice(Device):
         accept_new_host_key: bool = False,
         known_hosts: str | os.PathLike[str] | None = None,
         ssh_config: str | os.PathLike[str] | None = None,
+        proxy_jump: str | None = None,
     ) -> None:
         super().__init__(name, python=python, threads=threads, tags=tags)
         places = _import_labgrid_places(name)
@@ -57,6 +58,7 @@ class LabgridDevice(Device):
         self._ssh_settings: dict[str, Any] = {
             "identity_file": identity_file, "python": python, "workdir": workdir, "threads": threads, "tags": tags,
             "accept_new_host_key": accept_new_host_key, "known_hosts": known_hosts, "ssh_config": ssh_config,
+            "proxy_jump": proxy_jump,
         }
         self._claim: PlaceClaim | None = None
         self._board: SSHDevice | None = None
@@ -84,7 +86,8 @@ class LabgridDevice(Device):
         served_by = self._served_by
         if served_by is None:
             return {"coordinator": self.coordinator}
-        return {"place": served_by.place, "exporter": served_by.exporter, "coordinator": self.coordinator}
+        board = self._board.facts() if self._board else {}
+        return {**board, "place": served_by.place, "exporter": served_by.exporter, "coordinator": self.coordinator}
 
     @property
     def address(self) -> str:

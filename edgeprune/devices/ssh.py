@@ -1,7 +1,7 @@
 """A board reached over SSH: one lazily opened paramiko connection per device, host keys checked like OpenSSH.
 
 Settings come from the inventory and from ``~/.ssh/config`` (explicit inventory values win), so a host that
-works with ``ssh pi`` works here. Authentication uses only keys (ssh-agent, IdentityFile, ``~/.ssh/id_*``),
+works with ``ssh pi`` works here, also through its ProxyJump hosts or ProxyCommand. Authentication uses only keys (ssh-agent, IdentityFile, ``~/.ssh/id_*``),
 never passwords. Host keys are checked against ``known_hosts``: an unknown key is refused unless the caller
 accepts new keys (then it is recorded in OpenSSH format); a changed key is always refused.
 """
@@ -9,31 +9,28 @@ accepts new keys (then it is recorded in OpenSSH format); a changed key is alway
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import posixpath
 import secrets
 import select
 import shlex
-import socket
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import paramiko
 
-from ..errors import DeviceError, DeviceTimeout, HostKeyError
+from ..errors import DeviceError, DeviceTimeout
 from .base import CommandResult, Device, DeviceProcess
-from .known_hosts import KnownHosts, UnknownHostKeyPolicy, describe_key
+from .ssh_connect import Connector, Route, reason
 from .ssh_target import resolve_target
 
 DEFAULT_WORKDIR = "~/.cache/edgeprune"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_CONNECT_RETRIES = 2
 DEFAULT_RETRY_BACKOFF = 0.5
-KEEPALIVE_SECONDS = 30
 HELPER_TIMEOUT = 10.0  # the short commands edgeprune runs for itself (kill, df)
 SFTP_REPLY_TIMEOUT = 60.0
 
@@ -72,6 +69,7 @@ class SSHDevice(Device):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         known_hosts: str | os.PathLike[str] | None = None,
         ssh_config: str | os.PathLike[str] | None = None,
+        proxy_jump: str | None = None,
         connect_retries: int = DEFAULT_CONNECT_RETRIES,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
     ) -> None:
@@ -84,14 +82,14 @@ class SSHDevice(Device):
             known_hosts=known_hosts,
             ssh_config=ssh_config,
             accept_new_host_key=accept_new_host_key,
+            proxy_jump=proxy_jump,
         )
         self.connect_timeout = connect_timeout
         self.connect_retries = connect_retries
         self.retry_backoff = retry_backoff
-        self._known_hosts = KnownHosts(self.target.known_hosts)
         self._workdir_setting = workdir or DEFAULT_WORKDIR
         self._workdir: str | None = None
-        self._client: paramiko.SSHClient | None = None
+        self._route: Route | None = None
         self._sftp_client: paramiko.SFTPClient | None = None
         # Commands running now, for interrupt(); worker threads add and remove them.
         self._in_flight: set[_RemoteProcess] = set()
@@ -100,6 +98,15 @@ class SSHDevice(Device):
     @property
     def address(self) -> str:
         return self.target.address
+
+    def facts(self) -> dict[str, Any]:
+        """The way in, when it is not direct: jump hosts by address; a ProxyCommand only by name, since its
+        command line may hold what results must not."""
+        if self.target.jump:
+            return {"via": [jump.address for jump in self.target.jumps]}
+        if self.target.proxy_command:
+            return {"via": ["ProxyCommand"]}
+        return {}
 
     @property
     def workdir(self) -> str:
@@ -214,7 +221,7 @@ class SSHDevice(Device):
         except (OSError, EOFError, paramiko.SSHException) as exc:
             if not transport.is_active():
                 raise DeviceError(self.name, f"lost the connection to {self.address}") from exc
-            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {_reason(exc)}") from exc
+            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {reason(exc)}") from exc
 
     def _kill(self, pid: int | None) -> bool:
         """Best effort, whether the kill command ran: a failed kill must not hide the error that caused it.
@@ -246,15 +253,14 @@ class SSHDevice(Device):
     def _upload_failure(self, exc: BaseException, local: Path, remote: str) -> str:
         """Why an upload failed. SFTP (version 3) cannot say "disk full" (it reports a bare "Failure", or writes
         that fell short), so for a file error ask the device how much room is left."""
-        reason = _reason(exc)
         if not isinstance(exc, OSError):
-            return reason
+            return reason(exc)
         folder = posixpath.dirname(remote)
         free = self._free_bytes(folder)
         size = local.stat().st_size
         if free is not None and free < size:
             return f"No space left on device ({free} bytes free in {folder}, the file has {size})"
-        return reason
+        return reason(exc)
 
     def _free_bytes(self, folder: str) -> int | None:
         try:
@@ -267,7 +273,7 @@ class SSHDevice(Device):
         try:
             self._sftp().get(remote, str(local))
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceError(self.name, f"cannot download {remote}: {_reason(exc)}") from exc
+            raise DeviceError(self.name, f"cannot download {remote}: {reason(exc)}") from exc
 
     def exists(self, remote: str) -> bool:
         try:
@@ -275,7 +281,7 @@ class SSHDevice(Device):
         except FileNotFoundError:
             return False
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceError(self.name, f"cannot check {remote}: {_reason(exc)}") from exc
+            raise DeviceError(self.name, f"cannot check {remote}: {reason(exc)}") from exc
         return stat.S_ISREG(attributes.st_mode or 0)
 
     def make_private_dir(self, remote: str) -> None:
@@ -283,7 +289,7 @@ class SSHDevice(Device):
             self._make_dirs(remote)
             self._sftp().chmod(remote, 0o700)  # explicit: mkdir's mode is reduced by the remote umask
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceError(self.name, f"cannot create {remote}: {_reason(exc)}") from exc
+            raise DeviceError(self.name, f"cannot create {remote}: {reason(exc)}") from exc
 
     def _make_dirs(self, folder: str) -> None:
         """``mkdir -p`` over SFTP."""
@@ -314,7 +320,7 @@ class SSHDevice(Device):
         try:
             home = self._sftp().normalize(".")
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceError(self.name, f"cannot find the home folder on {self.address}: {_reason(exc)}") from exc
+            raise DeviceError(self.name, f"cannot find the home folder on {self.address}: {reason(exc)}") from exc
         if path == "~":
             return home
         return posixpath.normpath(posixpath.join(home, path.removeprefix("~/")))
@@ -331,146 +337,28 @@ class SSHDevice(Device):
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 raise DeviceError(
                     self.name,
-                    f"cannot start SFTP on {self.address}: {_reason(exc)}",
+                    f"cannot start SFTP on {self.address}: {reason(exc)}",
                     hint="enable the sftp Subsystem in the device's sshd_config",
                 ) from exc
         return self._sftp_client
 
     def _connected_client(self) -> paramiko.SSHClient:
-        if self._client is not None:
-            transport = self._client.get_transport()
+        if self._route is not None:
+            transport = self._route.device.get_transport()
             if transport is not None and transport.is_active():
-                return self._client
+                return self._route.device
             self.close()  # the link dropped (e.g. the board rebooted): reconnect for this call
-        self._client = self._connect()
-        return self._client
-
-    def _connect(self) -> paramiko.SSHClient:
-        attempt = 0
-        while True:
-            client = self._new_client()
-            started = time.monotonic()
-            try:
-                client.connect(
-                    self.target.hostname,
-                    port=self.target.port,
-                    username=self.target.user,
-                    # OpenSSH skips configured IdentityFiles that do not exist (config files often list
-                    # several); paramiko would fail on them.
-                    key_filename=[path for path in self.target.identity_files if Path(path).is_file()] or None,
-                    timeout=self.connect_timeout,
-                    banner_timeout=self.connect_timeout,
-                    channel_timeout=self.connect_timeout,
-                    allow_agent=not self.target.identities_only,
-                    # Like OpenSSH: the default ~/.ssh/id_* keys only when no IdentityFile is configured.
-                    look_for_keys=not self.target.identity_files,
-                )
-            except (OSError, EOFError, paramiko.SSHException) as exc:
-                client.close()
-                # paramiko reports a handshake that ran out of time in several ways, not always as a timeout.
-                timed_out = _caused_by_timeout(exc) or time.monotonic() - started >= self.connect_timeout
-                error, transient = self._connect_failure(exc, timed_out=timed_out)
-                if not transient or attempt >= self.connect_retries:
-                    raise error from exc
-                time.sleep(self.retry_backoff * 2**attempt)
-                attempt += 1
-                continue
-            except BaseException:  # e.g. HostKeyError, raised from inside connect() by our host key policy
-                client.close()
-                raise
-            client.get_transport().set_keepalive(KEEPALIVE_SECONDS)  # notice a board that vanished mid-bench
-            return client
-
-    def _new_client(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        # The recorded keys go in the client's own table so paramiko prefers their key type during the
-        # handshake (as OpenSSH does) and raises BadHostKeyException when the server offers another key.
-        name = self.target.known_hosts_name
-        host_keys = client.get_host_keys()
-        for _line, key in self._known_hosts.keys_for(name):
-            host_keys.add(name, key.get_name(), key)
-        client.set_missing_host_key_policy(UnknownHostKeyPolicy(self.name, self.target, self._known_hosts))
-        return client
-
-    def _connect_failure(self, exc: BaseException, *, timed_out: bool) -> tuple[DeviceError, bool]:
-        """The one-line error for a failed connect, and whether trying again may help."""
-        where = self.address
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return self._changed_host_key(exc.key), False
-        if _is_auth_failure(exc):
-            return DeviceError(
-                self.name,
-                f"SSH key authentication failed for {where}",
-                hint=f"check that your key is in the device's authorized_keys (ssh-copy-id -p {self.target.port} "
-                f"{self.target.user}@{self.target.hostname}), or set identity_file; keys with a passphrase "
-                "must be loaded with ssh-add; passwords are never used",
-            ), False
-        if isinstance(exc, socket.gaierror):
-            return DeviceError(
-                self.name,
-                f"cannot resolve host '{self.target.hostname}'",
-                hint="check the device's host in the inventory or its HostName in ~/.ssh/config",
-            ), False
-        if timed_out:
-            return DeviceTimeout(
-                self.name,
-                f"no SSH answer from {where} within {self.connect_timeout:g} s",
-                hint="check that the device is powered on and on the network",
-            ), True
-        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-            refused = all(error.errno == errno.ECONNREFUSED for error in exc.errors.values())
-            return DeviceError(
-                self.name,
-                f"cannot connect to {where}: {'connection refused' if refused else 'host unreachable'}",
-                hint=f"check that sshd runs on the device and listens on port {self.target.port}",
-            ), refused
-        if isinstance(exc, (ConnectionResetError, EOFError, paramiko.SSHException)):
-            # Resets and hang-ups, e.g. while sshd is still starting or throttles new connections (MaxStartups).
-            return DeviceError(
-                self.name,
-                f"SSH handshake with {where} failed: {_reason(exc)}",
-                hint="check that the port belongs to an SSH server",
-            ), True
-        return DeviceError(self.name, f"cannot connect to {where}: {_reason(exc)}"), False
-
-    def _changed_host_key(self, offered: paramiko.PKey) -> HostKeyError:
-        name = self.target.known_hosts_name
-        path = self._known_hosts.path
-        lines = ", ".join(str(number) for number, _key in self._known_hosts.keys_for(name)) or "?"
-        return HostKeyError(
-            self.name,
-            f"the host key of {name} has CHANGED (now {describe_key(offered)}); "
-            f"{path} line {lines} records a different key",
-            hint=f"if the device was reinstalled, run `ssh-keygen -R '{name}' -f {path}` and connect again; "
-            "otherwise the connection may be intercepted",
-        )
+        self._route = Connector(self.name, self.target, self.connect_timeout, self.connect_retries,
+                                self.retry_backoff).connect()
+        return self._route.device
 
     def close(self) -> None:
         if self._sftp_client is not None:
             self._sftp_client.close()
             self._sftp_client = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-
-def _is_auth_failure(exc: BaseException) -> bool:
-    # paramiko reports "no key could even be tried" as a plain SSHException with this fixed text.
-    return isinstance(exc, paramiko.AuthenticationException) or (
-        type(exc) is paramiko.SSHException and str(exc) == "No authentication methods available"
-    )
-
-
-def _caused_by_timeout(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if isinstance(exc, TimeoutError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if self._route is not None:
+            self._route.close()
+            self._route = None
 
 
 def _command_line(argv: Sequence[str]) -> str:

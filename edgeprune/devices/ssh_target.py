@@ -1,15 +1,23 @@
-"""Where an SSH device really is: inventory settings merged with ``~/.ssh/config``, as OpenSSH would resolve them."""
+"""Where an SSH device really is: inventory settings merged with ``~/.ssh/config``, as OpenSSH would resolve them.
+
+That includes the way there: ``ProxyJump`` hosts (each resolved through the config in turn, as ``ssh -J`` does)
+or a ``ProxyCommand`` whose standard input and output carry the connection.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from ..errors import ConfigError
+
+# One ProxyJump hop: [user@]host[:port], optionally as an ssh:// URI, IPv6 addresses in brackets.
+JUMP_HOST = re.compile(r"(?:ssh://)?(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:@/\[\]]+)(?::(?P<port>\d+))?/?")
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,13 @@ class SSHTarget:
     identities_only: bool
     known_hosts: Path
     accept_new_host_key: bool
+    jump: SSHTarget | None = None  # the host the connection goes through (itself maybe reached through another)
+    proxy_command: str | None = None  # tokens already expanded
+
+    @property
+    def jumps(self) -> tuple[SSHTarget, ...]:
+        """The jump hosts in the order the connection passes them, the first one reached directly."""
+        return (*self.jump.jumps, self.jump) if self.jump else ()
 
     @property
     def known_hosts_name(self) -> str:
@@ -43,16 +58,33 @@ def resolve_target(
     known_hosts: str | os.PathLike[str] | None = None,
     ssh_config: str | os.PathLike[str] | None = None,
     accept_new_host_key: bool = False,
+    proxy_jump: str | None = None,
 ) -> SSHTarget:
-    """Look ``host`` up in the SSH config file (default ``~/.ssh/config``); explicit arguments win."""
-    config_path = Path(ssh_config or "~/.ssh/config").expanduser()
+    """Look ``host`` up in the SSH config file (default ``~/.ssh/config``); explicit arguments win.
+
+    ``proxy_jump`` is a ``ProxyJump`` value (``[user@]host[:port]``, comma-separated for several hops, ``none``
+    for a direct connection) that replaces the config's. Jump hosts take their own settings from the config;
+    ``known_hosts`` and ``accept_new_host_key`` apply to every host on the way.
+    """
+    return _resolve(host, user, port, identity_file, known_hosts, Path(ssh_config or "~/.ssh/config").expanduser(),
+                    accept_new_host_key, proxy_jump, jumped_from=())
+
+
+def _resolve(host: str, user: str | None, port: int | None, identity_file: str | os.PathLike[str] | None,
+             known_hosts: str | os.PathLike[str] | None, config_path: Path, accept_new_host_key: bool,
+             proxy_jump: str | None, *, jumped_from: tuple[str, ...]) -> SSHTarget:
     options = _read_ssh_config(config_path, host)
-    for unsupported in ("proxyjump", "proxycommand"):
-        if unsupported in options:
-            raise ConfigError(
-                f"{config_path}: host '{host}' uses {unsupported}, which edgeprune does not support",
-                hint="give the inventory a host reachable directly, or a Host entry without it",
-            )
+    jump_spec = proxy_jump if proxy_jump is not None else options.get("proxyjump")
+    proxy_command = options.get("proxycommand")
+    if jump_spec is not None and jump_spec.strip().lower() == "none":
+        jump_spec = None
+    if proxy_command is not None and proxy_command.strip().lower() == "none":
+        proxy_command = None
+    if jump_spec and proxy_command:
+        if proxy_jump is None:
+            raise ConfigError(f"{config_path}: host '{host}' sets both ProxyJump and ProxyCommand",
+                              hint="keep one of them for this host")
+        proxy_command = None  # the inventory's proxy_jump is the explicit choice
     if identity_file is not None:
         explicit = Path(identity_file).expanduser()
         if not explicit.is_file():
@@ -63,6 +95,10 @@ def resolve_target(
     config_known_hosts = options.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
     # OpenSSH users who set accept-new (or no) for a host expect new keys to be recorded without a flag.
     config_accepts_new = options.get("stricthostkeychecking", "").lower() in ("accept-new", "no", "off")
+    jump = None
+    if jump_spec:
+        jump = _resolve_jumps(jump_spec, config_path, host, known_hosts, accept_new_host_key,
+                              jumped_from or (host,))
     return SSHTarget(
         hostname=options.get("hostname", host),
         port=port if port is not None else _config_port(options, config_path, host),
@@ -71,7 +107,26 @@ def resolve_target(
         identities_only=options.get("identitiesonly", "no").lower() == "yes",
         known_hosts=Path(known_hosts or config_known_hosts).expanduser(),
         accept_new_host_key=accept_new_host_key or config_accepts_new,
+        jump=jump,
+        proxy_command=proxy_command,
     )
+
+
+def _resolve_jumps(spec: str, config_path: Path, host: str, known_hosts: str | os.PathLike[str] | None,
+                   accept_new_host_key: bool, jumped_from: tuple[str, ...]) -> SSHTarget:
+    """The last hop of ``a,b,c``, reached through the ones before it (as ``ssh -J a,b,c`` does); the first hop
+    follows its own config."""
+    *earlier, last = [part.strip() for part in spec.split(",")]
+    match = JUMP_HOST.fullmatch(last)
+    if not last or match is None:
+        raise ConfigError(f"host '{host}': ProxyJump '{spec}' is not [user@]host[:port][,...]",
+                          hint=f"fix it in {config_path} or the inventory's proxy_jump")
+    if last in jumped_from:
+        raise ConfigError(f"{config_path}: ProxyJump goes round in a loop: {' -> '.join((*jumped_from, last))}",
+                          hint="one of these hosts must be reachable without jumping through the others")
+    return _resolve(match["host"].strip("[]"), match["user"], int(match["port"]) if match["port"] else None, None,
+                    known_hosts, config_path, accept_new_host_key, ",".join(earlier) if earlier else None,
+                    jumped_from=(*jumped_from, last))
 
 
 def _read_ssh_config(path: Path, host: str) -> paramiko.SSHConfigDict:

@@ -1,0 +1,249 @@
+"""Opening an SSH connection the way OpenSSH would: through jump hosts or a ProxyCommand, keys checked at every
+host on the way, transient failures retried, every failure one line that names the host it happened at."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import shlex
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from ..errors import DeviceError, DeviceTimeout, HostKeyError
+from .known_hosts import KnownHosts, UnknownHostKeyPolicy, describe_key
+from .ssh_target import SSHTarget
+
+KEEPALIVE_SECONDS = 30
+_ORIGINATOR = ("127.0.0.1", 0)  # what a direct-tcpip request says it comes from; sshd only logs it
+
+
+@dataclass
+class Route:
+    """The connected clients from the first jump host to the device; the last one is the device's."""
+
+    clients: list[paramiko.SSHClient] = field(default_factory=list)
+
+    @property
+    def device(self) -> paramiko.SSHClient:
+        return self.clients[-1]
+
+    def close(self) -> None:
+        for client in reversed(self.clients):  # the device's first: its traffic runs through the others
+            client.close()
+        self.clients.clear()
+
+
+@dataclass(frozen=True)
+class Connector:
+    """Connects to ``target`` (through its jump hosts) for the device called ``device``."""
+
+    device: str
+    target: SSHTarget
+    timeout: float
+    retries: int
+    backoff: float
+
+    def connect(self) -> Route:
+        """Retries the whole way for transient failures (a board still booting, a throttling sshd)."""
+        attempt = 0
+        while True:
+            try:
+                return self._connect_once()
+            except _HopFailure as failure:
+                if not failure.transient or attempt >= self.retries:
+                    raise failure.error from failure.__cause__
+                time.sleep(self.backoff * 2**attempt)
+                attempt += 1
+
+    def _connect_once(self) -> Route:
+        route = Route()
+        previous: SSHTarget | None = None
+        try:
+            for hop in (*self.target.jumps, self.target):
+                through = (previous, route.clients[-1]) if previous else None
+                route.clients.append(self._connect_hop(hop, through))
+                previous = hop
+        except BaseException:
+            route.close()
+            raise
+        return route
+
+    def _connect_hop(self, hop: SSHTarget, through: tuple[SSHTarget, paramiko.SSHClient] | None) -> paramiko.SSHClient:
+        known_hosts = KnownHosts(hop.known_hosts)
+        client = _client_trusting(known_hosts, hop, self.device)
+        sock = self._socket_to(hop, through)
+        started = time.monotonic()
+        try:
+            client.connect(
+                hop.hostname,
+                port=hop.port,
+                username=hop.user,
+                sock=sock,
+                # OpenSSH skips configured IdentityFiles that do not exist (config files often list several);
+                # paramiko would fail on them.
+                key_filename=[path for path in hop.identity_files if Path(path).is_file()] or None,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                channel_timeout=self.timeout,
+                allow_agent=not hop.identities_only,
+                # Like OpenSSH: the default ~/.ssh/id_* keys only when no IdentityFile is configured.
+                look_for_keys=not hop.identity_files,
+            )
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            if isinstance(sock, paramiko.ProxyCommand) and (ended := _ended_command(sock)) is not None:
+                raise _HopFailure(DeviceError(
+                    self.device, f"ProxyCommand for {hop.address} ended without a connection: {ended}",
+                    hint=f"run it by hand to see why: {hop.proxy_command}"), False) from exc
+            # paramiko reports a handshake that ran out of time in several ways, not always as a timeout.
+            timed_out = caused_by_timeout(exc) or time.monotonic() - started >= self.timeout
+            raise _HopFailure(*self._failure(hop, known_hosts, exc, timed_out=timed_out)) from exc
+        except BaseException:  # e.g. HostKeyError, raised from inside connect() by the host key policy
+            client.close()
+            raise
+        client.get_transport().set_keepalive(KEEPALIVE_SECONDS)  # notice a board that vanished mid-bench
+        return client
+
+    def _socket_to(self, hop: SSHTarget, through: tuple[SSHTarget, paramiko.SSHClient] | None,
+                   ) -> paramiko.Channel | paramiko.ProxyCommand | None:
+        """What carries the connection to ``hop``: a channel forwarded by the jump host before it, its
+        ProxyCommand, or (None) a plain TCP connection."""
+        if through is not None:
+            jump, client = through
+            try:
+                return client.get_transport().open_channel("direct-tcpip", (hop.hostname, hop.port), _ORIGINATOR,
+                                                           timeout=self.timeout)
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                why = reason(exc)
+                hint = "check the address as the jump host sees it"
+                if "prohibited" in why:
+                    hint += ", and that its sshd allows TCP forwarding (AllowTcpForwarding)"
+                raise _HopFailure(DeviceError(
+                    self.device, f"jump host {jump.address} cannot reach {hop.hostname}:{hop.port}: {why}", hint=hint,
+                ), caused_by_timeout(exc)) from exc
+        if hop.proxy_command:
+            # As OpenSSH runs it: through the shell, which execs it so that closing the connection ends it.
+            return _ProxyCommand(shlex.join(["/bin/sh", "-c", f"exec {hop.proxy_command}"]))
+        return None
+
+    def _failure(self, hop: SSHTarget, known_hosts: KnownHosts, exc: BaseException,
+                 *, timed_out: bool) -> tuple[DeviceError, bool]:
+        """The one-line error for a failed connect, and whether trying again may help."""
+        where = hop.address if hop is self.target else f"jump host {hop.address}"
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return changed_host_key(self.device, hop, known_hosts, exc.key), False
+        if is_auth_failure(exc):
+            return DeviceError(
+                self.device,
+                f"SSH key authentication failed for {where}",
+                hint=f"check that your key is in its authorized_keys (ssh-copy-id -p {hop.port} "
+                f"{hop.user}@{hop.hostname}), or set identity_file; keys with a passphrase "
+                "must be loaded with ssh-add; passwords are never used",
+            ), False
+        if isinstance(exc, socket.gaierror):
+            return DeviceError(
+                self.device,
+                f"cannot resolve host '{hop.hostname}'",
+                hint="check the device's host in the inventory or its HostName in ~/.ssh/config",
+            ), False
+        if timed_out:
+            return DeviceTimeout(
+                self.device,
+                f"no SSH answer from {where} within {self.timeout:g} s",
+                hint="check that the device is powered on and on the network",
+            ), True
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            refused = all(error.errno == errno.ECONNREFUSED for error in exc.errors.values())
+            return DeviceError(
+                self.device,
+                f"cannot connect to {where}: {'connection refused' if refused else 'host unreachable'}",
+                hint=f"check that sshd runs there and listens on port {hop.port}",
+            ), refused
+        if isinstance(exc, (ConnectionResetError, EOFError, paramiko.SSHException)):
+            # Resets and hang-ups, e.g. while sshd is still starting or throttles new connections (MaxStartups).
+            return DeviceError(
+                self.device,
+                f"SSH handshake with {where} failed: {reason(exc)}",
+                hint="check that the port belongs to an SSH server",
+            ), True
+        return DeviceError(self.device, f"cannot connect to {where}: {reason(exc)}"), False
+
+
+class _ProxyCommand(paramiko.ProxyCommand):
+    """paramiko's, reading like a socket: a command that ended is end of file at once, where paramiko's would
+    spin until the connect timeout."""
+
+    def recv(self, size: int) -> bytes:
+        ready, _, _ = select.select([self.process.stdout], [], [], self.timeout)
+        if not ready:
+            raise TimeoutError()  # what paramiko expects of a socket timing out
+        return os.read(self.process.stdout.fileno(), size)
+
+
+class _HopFailure(Exception):
+    """A failed connection attempt: the error to report and whether another attempt may succeed."""
+
+    def __init__(self, error: DeviceError, transient: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.transient = transient
+
+
+def _ended_command(command: paramiko.ProxyCommand) -> str | None:
+    """How a ProxyCommand that has ended did (its exit status and last line of stderr); None while it runs."""
+    try:
+        status = command.process.wait(timeout=1)  # a command that failed is about to end, if it has not yet
+    except subprocess.TimeoutExpired:
+        return None
+    stderr = command.process.stderr.read().decode(errors="replace").strip().splitlines()
+    return f"exit status {status}" + (f": {stderr[-1]}" if stderr else "")
+
+
+def _client_trusting(known_hosts: KnownHosts, hop: SSHTarget, device: str) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    # The recorded keys go in the client's own table so paramiko prefers their key type during the handshake
+    # (as OpenSSH does) and raises BadHostKeyException when the server offers another key.
+    name = hop.known_hosts_name
+    host_keys = client.get_host_keys()
+    for _line, key in known_hosts.keys_for(name):
+        host_keys.add(name, key.get_name(), key)
+    client.set_missing_host_key_policy(UnknownHostKeyPolicy(device, hop, known_hosts))
+    return client
+
+
+def changed_host_key(device: str, hop: SSHTarget, known_hosts: KnownHosts, offered: paramiko.PKey) -> HostKeyError:
+    name = hop.known_hosts_name
+    lines = ", ".join(str(number) for number, _key in known_hosts.keys_for(name)) or "?"
+    return HostKeyError(
+        device,
+        f"the host key of {name} has CHANGED (now {describe_key(offered)}); "
+        f"{known_hosts.path} line {lines} records a different key",
+        hint=f"if the host was reinstalled, run `ssh-keygen -R '{name}' -f {known_hosts.path}` and connect again; "
+        "otherwise the connection may be intercepted",
+    )
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    # paramiko reports "no key could even be tried" as a plain SSHException with this fixed text.
+    return isinstance(exc, paramiko.AuthenticationException) or (
+        type(exc) is paramiko.SSHException and str(exc) == "No authentication methods available"
+    )
+
+
+def caused_by_timeout(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
