@@ -13,6 +13,7 @@ from ..bench.targets import BenchTarget
 from ..data import Dataset, load_dataset, read_npz
 from ..errors import DataError
 from ..hashing import file_sha256
+from ..image_folder import DEFAULT_IMAGE_RANGE, ImageFolder, feeds, load_image_folder, scan_image_folder
 from ..model.loading import load_model
 
 log = logging.getLogger(__name__)
@@ -46,27 +47,41 @@ def tflite_io(path: Path) -> tuple[tuple[int, ...], int | None] | None:
 
 
 def plan_accuracy(
-    targets: Sequence[BenchTarget], data_files: Sequence[Path], reference_model: Path | None, scratch: Path
+    targets: Sequence[BenchTarget], data_files: Sequence[Path], reference_model: Path | None, scratch: Path,
+    image_range: tuple[float, float] = DEFAULT_IMAGE_RANGE,
 ) -> dict[str, ModelAccuracyPlan]:
-    """model -> its accuracy plan; each model takes the first data file whose ``x`` fits its input."""
-    arrays = {path: read_npz(path) for path in data_files}
+    """model -> its accuracy plan, on the data set that fits it (see ``fitting_dataset``)."""
+    arrays = {path: read_npz(path) for path in data_files if not path.is_dir()}
+    folders = [scan_image_folder(path) for path in data_files if path.is_dir()]
     plans: dict[str, ModelAccuracyPlan] = {}
     for target in targets:
         io = None if target.model in plans else tflite_io(target.path)
         if io is None:
             continue
         input_shape, classes = io
-        path = next((p for p, a in arrays.items() if "x" in a and tuple(a["x"].shape[1:]) == input_shape), None)
-        if path is None:
-            files = ", ".join(f"'{p}' (x {list(a['x'].shape) if 'x' in a else 'missing'})" for p, a in arrays.items())
-            raise DataError(f"no --data fits {target.label}: it expects x of shape [N, "
-                            f"{', '.join(map(str, input_shape))}], given {files}")
-        dataset = load_dataset(path, input_shape, classes)
+        dataset = fitting_dataset(target, input_shape, classes, arrays, folders, image_range)
         inputs_file = scratch / f"inputs-{len(plans)}.npy"
         np.save(inputs_file, dataset.x)
         reference, source = reference_outputs(target, dataset, reference_model)
         plans[target.model] = ModelAccuracyPlan(dataset, inputs_file, file_sha256(inputs_file), reference, source)
     return plans
+
+
+def fitting_dataset(
+    target: BenchTarget, input_shape: tuple[int, ...], classes: int | None, arrays: dict[Path, dict[str, np.ndarray]],
+    folders: Sequence[ImageFolder], image_range: tuple[float, float],
+) -> Dataset:
+    """The first .npz whose ``x`` has exactly the model's input shape; else, for an image model, the first image
+    folder (images are resized, so a folder fits every image model and an exact .npz is preferred)."""
+    path = next((p for p, a in arrays.items() if "x" in a and tuple(a["x"].shape[1:]) == input_shape), None)
+    if path is not None:
+        return load_dataset(path, input_shape, classes)
+    if folders and feeds(input_shape):
+        return load_image_folder(folders[0], input_shape, classes, image_range)
+    given = [f"'{p}' (x {list(a['x'].shape) if 'x' in a else 'missing'})" for p, a in arrays.items()]
+    given += [f"'{folder.path}' (images, for [N, H, W, 1 or 3] inputs)" for folder in folders]
+    raise DataError(f"no --data fits {target.label}: it expects x of shape [N, "
+                    f"{', '.join(map(str, input_shape))}], given {', '.join(given)}")
 
 
 def reference_outputs(target: BenchTarget, dataset: Dataset, override: Path | None) -> tuple[np.ndarray | None, str | None]:

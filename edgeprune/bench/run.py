@@ -16,6 +16,7 @@ from ..accuracy.reference import ModelAccuracyPlan, plan_accuracy
 from ..devices.base import Device
 from ..devices.inventory import LOCAL, Inventory
 from ..errors import UsageError
+from ..image_folder import DEFAULT_IMAGE_RANGE
 from ..results.document import ResultsDocument, ResultsWriter
 from ..results.history import History
 from .session import BenchPlan, Progress, bench_device
@@ -46,6 +47,7 @@ class BenchRequest:
     accept_new_host_key: bool = False
     data: Sequence[Path] = ()
     reference: Path | None = None
+    image_range: tuple[float, float] | None = None
 
 
 def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
@@ -53,11 +55,14 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
     targets = collect_targets(request.paths)
     if request.reference and not request.data:
         raise UsageError("--reference needs --data", hint="pass the evaluation data to compare outputs on")
+    if request.image_range and not any(path.is_dir() for path in request.data):
+        raise UsageError("--image-range scales the images of an image folder, and no --data is a folder",
+                         hint="drop --image-range, or pass the image folder with --data")
     inventory = Inventory.load(request.inventory)
     names = inventory.select(request.devices, request.tags) if (request.devices or request.tags) else [LOCAL]
     with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as scratch:
-        accuracy_plans = (plan_accuracy(targets, request.data, request.reference, Path(scratch))
-                          if request.data else None)
+        accuracy_plans = (plan_accuracy(targets, request.data, request.reference, Path(scratch),
+                                        request.image_range or DEFAULT_IMAGE_RANGE) if request.data else None)
         devices = [inventory.open(name, accept_new_host_key=request.accept_new_host_key) for name in names]
         document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
         history = History(request.history_dir) if request.history_dir else None

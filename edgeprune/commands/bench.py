@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -32,13 +33,29 @@ def register(commands: argparse._SubParsersAction) -> None:
                             f"(default {DEFAULT_LOCK_TIMEOUT_S:g}; 0 fails at once)")
     bench.add_argument("-o", "--output", type=Path, default=Path("results.json"), help="results file (default results.json)")
     bench.add_argument("--data", action="append", type=Path, default=[],
-                       help="evaluation .npz (x, optional y) for the accuracy pass; repeat for models of other input shapes")
+                       help="evaluation .npz (x, optional y) or image folder (optional labels.csv: file,label) for the "
+                            "accuracy pass; repeat for models of other input shapes")
+    bench.add_argument("--image-range", type=value_range, metavar="LOW:HIGH",
+                       help="scale image folder pixels into this range: 0:1 (default), 0:255, "
+                            "--image-range=-1:1 (the '=' keeps a negative LOW from reading as an option)")
     bench.add_argument("--reference", type=Path, help="Keras model to compare outputs with (default: the export's source)")
     bench.add_argument("--label", help="name this run in the results history (for gate --baseline history:LABEL)")
     bench.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
     bench.add_argument("--no-history", action="store_true", help="do not record this run in the history")
     add_device_options(bench)
     bench.set_defaults(handler=run)
+
+
+def value_range(text: str) -> tuple[float, float]:
+    """LOW:HIGH, e.g. 0:1, -1:1 or 0:255."""
+    low, _, high = text.partition(":")
+    try:
+        bounds = float(low), float(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not LOW:HIGH, e.g. 0:1 or 0:255") from None
+    if not (math.isfinite(bounds[0]) and math.isfinite(bounds[1]) and bounds[0] < bounds[1]):
+        raise argparse.ArgumentTypeError(f"'{text}': LOW and HIGH must be finite numbers, LOW below HIGH")
+    return bounds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         paths=args.paths, plan=plan, devices=args.device, tags=args.tag, output=args.output, label=args.label,
         history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
         accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
+        image_range=args.image_range,
     )
 
     def progress(device: str, message: str) -> None:

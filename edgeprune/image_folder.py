@@ -1,0 +1,125 @@
+"""A folder of images as evaluation data (the second form of ``bench --data``), decoded on the host.
+
+The folder holds image files and, optionally, ``labels.csv``: the header ``file,label``, then one row per image
+with its path relative to the folder (subfolders allowed) and its integer class index. With a labels file the
+listed images are used, in its order; without one, every image at the top of the folder, by name, unlabelled.
+Each image becomes the model's input: alpha dropped, grey and RGB converted into each other, resized
+(bilinear, aspect ratio not kept), pixels scaled from [0, 1] into the chosen value range.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import tfenv
+from .data import Dataset
+from .errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+LABELS_FILE = "labels.csv"
+LABELS_HEADER = ["file", "label"]
+LABELS_HINT = (f"{LABELS_FILE} holds the header 'file,label', then one row per image: its path relative to the "
+               "folder and its class index")
+DEFAULT_IMAGE_RANGE = (0.0, 1.0)
+# ITU-R BT.601 luma weights; they sum to 1, so a grey image saved as RGB comes back unchanged.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    path: Path
+    files: tuple[Path, ...]
+    labels: tuple[int, ...] | None
+    # The labels file line of each label, to name it once a model says how many classes there are.
+    label_lines: tuple[int, ...] = ()
+
+
+def feeds(input_shape: tuple[int, ...]) -> bool:
+    """Whether images can become this input: [H, W, 1] (grey) or [H, W, 3] (RGB)."""
+    return len(input_shape) == 3 and input_shape[-1] in (1, 3)
+
+
+def scan_image_folder(path: Path) -> ImageFolder:
+    """The folder's images and labels, checked before any image is decoded."""
+    labels_file = path / LABELS_FILE
+    if labels_file.is_file():
+        return read_labels(path, labels_file)
+    # Dotfiles are skipped: macOS leaves '._name.png' metadata files next to copied images.
+    files = tuple(sorted(item for item in path.iterdir()
+                         if item.suffix.lower() in IMAGE_SUFFIXES and not item.name.startswith(".") and item.is_file()))
+    if not files:
+        raise DataError(f"image folder '{path}' has no PNG, JPEG, BMP or GIF files at its top level",
+                        hint=f"put the images there, or list them in {LABELS_FILE}: the header 'file,label', then one "
+                             "'path,class index' row per image, subfolders allowed")
+    return ImageFolder(path, files, None)
+
+
+def read_labels(folder: Path, labels_file: Path) -> ImageFolder:
+    try:
+        # utf-8-sig: spreadsheets save CSV with a byte order mark.
+        with labels_file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"'{labels_file}' is not a readable UTF-8 CSV file ({type(exc).__name__})",
+                        hint=LABELS_HINT) from exc
+    if not rows or [cell.strip() for cell in rows[0][1]] != LABELS_HEADER:
+        found = ",".join(rows[0][1]) if rows else ""
+        raise DataError(f"'{labels_file}' line {rows[0][0] if rows else 1}: the header must be 'file,label', "
+                        f"found '{found}'", hint=LABELS_HINT)
+    if len(rows) == 1:
+        raise DataError(f"'{labels_file}' lists no images", hint=LABELS_HINT)
+    files, labels, lines = [], [], []
+    for line, row in rows[1:]:
+        where = f"'{labels_file}' line {line}"
+        if len(row) != 2:
+            raise DataError(f"{where}: expected 2 fields 'file,label', found {len(row)}", hint=LABELS_HINT)
+        name, label = row[0].strip(), row[1].strip()
+        if not (label.isascii() and label.isdigit()):
+            raise DataError(f"{where}: label '{label}' is not a class index", hint="labels are whole numbers 0, 1, 2, ...")
+        if not (folder / name).is_file():
+            raise DataError(f"{where}: image '{name}' does not exist in '{folder}'",
+                            hint="paths in labels.csv are relative to its folder")
+        files.append(folder / name)
+        labels.append(int(label))
+        lines.append(line)
+    return ImageFolder(folder, tuple(files), tuple(labels), tuple(lines))
+
+
+def load_image_folder(folder: ImageFolder, input_shape: tuple[int, ...], num_classes: int | None,
+                      value_range: tuple[float, float] = DEFAULT_IMAGE_RANGE) -> Dataset:
+    """Every image as the model's input: x float32 [N, H, W, C] in ``value_range``, y the labels if any."""
+    if folder.labels is not None and num_classes is not None:
+        for label, line in zip(folder.labels, folder.label_lines):
+            if label >= num_classes:
+                raise DataError(f"'{folder.path / LABELS_FILE}' line {line}: label {label} is out of range, the model "
+                                f"has {num_classes} classes (0..{num_classes - 1})")
+    low, high = value_range
+    x = np.stack([model_input(path, input_shape) for path in folder.files])
+    y = None if folder.labels is None else np.array(folder.labels, dtype=np.int64)
+    return Dataset(folder.path, (low + x * (high - low)).astype(np.float32), y)
+
+
+def model_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """One image as float32 [H, W, C] in [0, 1]."""
+    tf = tfenv.tensorflow()
+    height, width, channels = input_shape
+    try:
+        # float32 scales by the file's own bit depth (8 or 16); a GIF gives its first frame.
+        image = tf.io.decode_image(path.read_bytes(), dtype=tf.float32, expand_animations=False).numpy()
+    except (OSError, tf.errors.OpError) as exc:
+        raise DataError(f"'{path}' is not a readable PNG, JPEG, BMP or GIF image ({type(exc).__name__})",
+                        hint="re-save it, or remove it from the folder and from labels.csv") from exc
+    if image.shape[-1] in (2, 4):  # grey or RGB with alpha: the model sees no transparency
+        image = image[..., :-1]
+    if channels == 1 and image.shape[-1] == 3:
+        image = image @ LUMA[:, np.newaxis]
+    elif channels == 3 and image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    if image.shape[:2] != (height, width):
+        image = tf.image.resize(image, (height, width), antialias=True).numpy()
+    return image
