@@ -49,12 +49,18 @@ class ValidationError(EdgepruneError):
 
 
 class DeviceError(EdgepruneError):
-    """A device could not be reached or used. ``device`` names it."""
+    """A device could not be reached or used. ``device`` names it.
 
-    def __init__(self, device: str, message: str, *, hint: str | None = None) -> None:
+    ``lost`` marks the device itself as gone for now (no connection can be made, or it stopped answering), as
+    opposed to one command or variant failing: a bench then stops sending it work instead of waiting out every
+    remaining call.
+    """
+
+    def __init__(self, device: str, message: str, *, hint: str | None = None, lost: bool = False) -> None:
         super().__init__(f"device '{device}': {message}", hint=hint)
         self.device = device
         self.detail = message
+        self.lost = lost
 
 
 class HostKeyError(DeviceError):

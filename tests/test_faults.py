@@ -286,8 +286,12 @@ def test_a_board_that_stops_answering(isolated_cwd, variants, own_board) -> None
     signal_tree(board.process.pid, signal.SIGSTOP)  # frozen: connections stay open, nothing answers
 
     assert bench.finish() == 1
-    check_victim_lost_its_second_group(bench, "ran longer than 6 s and could not be killed: the device does not answer",
-                                       "cannot open an SSH session")
+    frozen = "ran longer than 6 s and could not be killed: the device does not answer"
+    check_victim_lost_its_second_group(bench, frozen)
+    # The call that met the frozen board waited; the one after it was not even tried (no second timeout).
+    errors = sorted(run["error"].split(": ", 1)[1] for run in bench.runs("victim") if run["status"] == "failed")
+    assert errors[0].endswith(frozen) and errors[1] == f"not tried: lost earlier in this bench ('{sys.executable}' {frozen})"
+    assert frozen in json.loads(bench.results.read_text())["devices"]["victim"]["error"]
 
 
 @pytest.mark.ssh

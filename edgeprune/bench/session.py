@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from ..accuracy.device_pass import measure_accuracy
 from ..accuracy.reference import ModelAccuracyPlan
@@ -26,6 +26,7 @@ from .targets import BenchTarget
 
 NS_PER_MS = 1e6
 Progress = Callable[[str, str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class DeviceSession:
     info: dict[str, Any] | None = field(default=None, init=False)
     error: str | None = field(default=None, init=False)
     wall_seconds: float = field(default=0.0, init=False)
+    lost: DeviceError | None = field(default=None, init=False)  # why the device is gone, once it is
 
     def summary(self) -> dict[str, Any]:
         """The device's entry in the results document: what it is, what it cost to reach it."""
@@ -122,6 +124,21 @@ class DeviceSession:
         self.runner = RunnerClient(self.device, self.cache.ensure_runner())
         self.info = self.runner.probe(runtime=runtime)
         return self.info
+
+    def attempt(self, call: Callable[[], T], progress: Progress) -> T:
+        """One call on the device. Once the device is lost (unreachable, not answering), the calls after it fail at
+        once with that reason instead of each waiting out its own timeouts."""
+        if self.lost is not None:
+            raise DeviceError(self.device.name, f"not tried: lost earlier in this bench ({self.lost.detail})",
+                              lost=True)
+        try:
+            return call()
+        except DeviceError as exc:
+            if exc.lost:
+                self.lost = exc
+                self.error = str(exc)
+                progress(self.device.name, f"lost: {exc.detail}; its remaining runs are not tried")
+            raise
 
     def stop_if_cancelled(self) -> None:
         """Called before each step and on each failure: a failure caused by the cancel is no result."""
@@ -172,8 +189,13 @@ def measure_on_device(
         session.stop_if_cancelled()
         fail_every_run(session, targets, plan, writer, progress, exc)
         return
-    with lock:
+    try:
         measure_locked(session, targets, plan, writer, progress, accuracy_plans)
+    finally:
+        if session.lost is None:
+            lock.release()
+        else:
+            lock.abandon()
 
 
 def fail_every_run(session: DeviceSession, targets: Sequence[BenchTarget], plan: BenchPlan, writer: ResultsWriter,
@@ -224,10 +246,11 @@ def accuracy_pass(
         session.stop_if_cancelled()
         progress(session.device.name, f"accuracy {target.label} (XNNPACK {'on' if xnnpack else 'off'})")
         try:
-            results[target.label] = measure_accuracy(
+            results[target.label] = session.attempt(lambda: measure_accuracy(
                 session.runner, session.cache, remote, target.sha256, accuracy_plans[target.model],
-                threads=thread_counts(plan, session.device)[0], xnnpack=xnnpack, runtime=plan.runtime, timeout_s=plan.timeout_s,
-            )
+                threads=thread_counts(plan, session.device)[0], xnnpack=xnnpack, runtime=plan.runtime,
+                timeout_s=plan.timeout_s,
+            ), progress)
         except DeviceError as exc:
             session.stop_if_cancelled()
             progress(session.device.name, f"{target.label}: accuracy pass failed: {exc.detail}")
@@ -244,7 +267,8 @@ def push_models(session: DeviceSession, targets: Sequence[BenchTarget], progress
     for target in targets:
         session.stop_if_cancelled()
         try:
-            remote[target.label] = session.cache.ensure(target.path, sha256=target.sha256)
+            remote[target.label] = session.attempt(lambda: session.cache.ensure(target.path, sha256=target.sha256),
+                                                   progress)
         except DeviceError as exc:
             session.stop_if_cancelled()
             progress(session.device.name, f"{target.label}: upload failed: {exc.detail}")
@@ -281,7 +305,8 @@ def measure_interleaved(
             session.stop_if_cancelled()
             progress(device.name, f"round {round_index + 1}/{plan.rounds} {target.label} ({mode})")
             try:
-                accumulator.replies.append(session.runner.bench(str(remote_models[target.label]), settings))
+                remote = str(remote_models[target.label])
+                accumulator.replies.append(session.attempt(lambda: session.runner.bench(remote, settings), progress))
             except DeviceError as exc:
                 session.stop_if_cancelled()
                 accumulator.error = variant_error(device, target, exc)

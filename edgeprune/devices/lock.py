@@ -59,8 +59,7 @@ class BoardLock:
 
     def release(self) -> None:
         """Best effort: the lock also goes when the process or its connection does."""
-        self._stop_heartbeat.set()
-        self._heartbeat.join()
+        self._stop_beating()
         self._process.close_stdin()
         try:
             if self._process.wait(RELEASE_TIMEOUT_S) is not None:
@@ -68,6 +67,15 @@ class BoardLock:
         except DeviceError:
             pass
         self._process.kill()
+
+    def abandon(self) -> None:
+        """For a device that stopped answering: no goodbye that would wait for it. Its lock goes with the
+        connection, which the bench closes, or at the latest when the heartbeat stops arriving."""
+        self._stop_beating()
+
+    def _stop_beating(self) -> None:
+        self._stop_heartbeat.set()
+        self._heartbeat.join()
 
     def __enter__(self) -> BoardLock:
         return self

@@ -128,8 +128,10 @@ class SSHDevice(Device):
                 feeder = _feed_stdin(channel, stdin)
                 exit_code = process.wait(deadline)
             if exit_code is None:
-                outcome = "was killed" if self._kill(process.pid()) else "could not be killed: the device does not answer"
-                raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and {outcome}")
+                killed = self._kill(process.pid())
+                outcome = "was killed" if killed else "could not be killed: the device does not answer"
+                raise DeviceTimeout(self.name, f"'{argv[0]}' ran longer than {timeout:g} s and {outcome}",
+                                    lost=not killed)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeviceError(self.name, f"lost the connection to {self.address} while running '{argv[0]}'") from exc
         finally:
@@ -172,7 +174,8 @@ class SSHDevice(Device):
         except (OSError, EOFError, paramiko.SSHException) as exc:
             if unanswered.is_set():
                 raise DeviceTimeout(
-                    self.name, f"{self.address} did not answer within {self.connect_timeout:g} s to start '{argv[0]}'"
+                    self.name, f"{self.address} did not answer within {self.connect_timeout:g} s to start '{argv[0]}'",
+                    lost=True,
                 ) from exc
             raise
         finally:
@@ -221,7 +224,10 @@ class SSHDevice(Device):
         except (OSError, EOFError, paramiko.SSHException) as exc:
             if not transport.is_active():
                 raise DeviceError(self.name, f"lost the connection to {self.address}") from exc
-            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {reason(exc)}") from exc
+            # paramiko's fixed text for a server that never answered the request: a frozen board, not a refusal.
+            unanswered = str(exc) == "Timeout opening channel."
+            raise DeviceError(self.name, f"cannot open an SSH session on {self.address}: {reason(exc)}",
+                              lost=unanswered) from exc
 
     def _kill(self, pid: int | None) -> bool:
         """Best effort, whether the kill command ran: a failed kill must not hide the error that caused it.

@@ -50,6 +50,14 @@ class Connector:
     backoff: float
 
     def connect(self) -> Route:
+        """Every error out of here marks the device lost: nothing runs there until a later connect succeeds."""
+        try:
+            return self._connect_with_retries()
+        except DeviceError as error:
+            error.lost = True
+            raise
+
+    def _connect_with_retries(self) -> Route:
         """Retries the whole way for transient failures (a board still booting, a throttling sshd)."""
         attempt = 0
         while True:
