@@ -1,6 +1,7 @@
 """``edgeprune bench`` end to end, the same checks on the local device and over a real loopback sshd."""
 
 import json
+import re
 import shutil
 import sqlite3
 
@@ -82,6 +83,23 @@ def test_xnnpack_off_is_a_baseline_of_its_own(capsys, isolated_cwd, tiny_tflite)
     delegate = {run["xnnpack"]: run["xnnpack_delegate"]["delegate_created"] for run in runs}
     assert delegate == {True: True, False: False}
     assert not (isolated_cwd / ".edgeprune").exists()
+
+
+def test_a_device_that_cannot_be_opened_fails_its_runs_and_the_others_are_measured(capsys, isolated_cwd, tiny_tflite):
+    (isolated_cwd / "edgeprune.toml").write_text('[devices.pi4]\nhost = "pi4"\nidentity_file = "keys/missing"\n')
+
+    code, _, err = bench(capsys, str(tiny_tflite), "--device", "pi5", "--device", "pi4", "--device", "local",
+                         "--runs", "2", "--rounds", "1", "-o", "results.json", "--no-history")
+
+    assert code == 1
+    document = json.loads(open("results.json").read())
+    runs = {run["device"]: run for run in document["runs"]}
+    assert runs["local"]["status"] == "ok"
+    assert runs["pi5"]["status"] == "failed" and runs["pi5"]["error"].startswith("unknown device 'pi5' (known: ")
+    assert runs["pi4"]["status"] == "failed" and "[devices.pi4] identity_file" in runs["pi4"]["error"]
+    assert document["devices"]["pi5"]["error"] == runs["pi5"]["error"]
+    assert re.search(r"^edgeprune: pi5 \S+: unknown device 'pi5'", err, re.MULTILINE), err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -287,6 +287,18 @@ def test_ssh_config_accept_new_and_known_hosts_file_are_honoured(
     assert other_file.read_text() == sshd_server.known_hosts_line()
 
 
+def test_known_hosts_in_dev_null_connects_but_warns_that_nothing_is_checked(
+    caplog: pytest.LogCaptureFixture, ssh_home: SSHClientFiles, sshd_server: SSHServer,
+    open_device: Callable[..., SSHDevice]
+) -> None:
+    config = ssh_home.config.read_text()
+    ssh_home.config.write_text(config + "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n")
+
+    assert whoami(open_device(ssh_home.alias)) == sshd_server.user
+    assert f"device 'board': accepted the host key of [127.0.0.1]:{sshd_server.port}" in caplog.text
+    assert "its known_hosts is /dev/null, so this host's identity is never checked" in caplog.text
+
+
 def test_one_connection_serves_every_call_until_closed(
     ssh_home: SSHClientFiles, sshd_server: SSHServer, open_device: Callable[..., SSHDevice], tmp_path: Path
 ) -> None:

@@ -15,11 +15,11 @@ from typing import Any, Sequence
 from ..accuracy.reference import ModelAccuracyPlan, plan_accuracy
 from ..devices.base import Device
 from ..devices.inventory import LOCAL, Inventory
-from ..errors import UsageError
+from ..errors import EdgepruneError, UsageError
 from ..image_folder import DEFAULT_IMAGE_RANGE
 from ..results.document import ResultsDocument, ResultsWriter
 from ..results.history import History
-from .session import BenchPlan, Progress, bench_device
+from .session import BenchPlan, Progress, bench_device, fail_unopened
 from .sparse_verdict import sparse_verdicts
 from .targets import BenchTarget, collect_targets
 
@@ -59,11 +59,11 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
         raise UsageError("--image-range scales the images of an image folder, and no --data is a folder",
                          hint="drop --image-range, or pass the image folder with --data")
     inventory = Inventory.load(request.inventory)
-    names = inventory.select(request.devices, request.tags) if (request.devices or request.tags) else [LOCAL]
     with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as scratch:
         accuracy_plans = (plan_accuracy(targets, request.data, request.reference, Path(scratch),
                                         request.image_range or DEFAULT_IMAGE_RANGE) if request.data else None)
-        devices = [inventory.open(name, accept_new_host_key=request.accept_new_host_key) for name in names]
+        devices, unopened = open_devices(inventory, request)
+        names = [*unopened, *(device.name for device in devices)]
         document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
         history = History(request.history_dir) if request.history_dir else None
         bench_id = None
@@ -71,7 +71,7 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
             bench_id = history.start_bench(document, request.output) if history else None
             writer = ResultsWriter(document, request.output,
                                    on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
-            run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans)
+            run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans, unopened)
         finally:
             if history and bench_id is not None:
                 history.update_header(bench_id, document)  # also for an interrupted bench: its devices' state
@@ -82,6 +82,32 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
     return document
 
 
+def open_devices(inventory: Inventory, request: BenchRequest) -> tuple[list[Device], dict[str, EdgepruneError]]:
+    """The devices to measure, and those that cannot even be opened (an unknown name, a farm device without
+    labgrid, a missing identity file) with the reason: their runs fail, the others are measured. Only when no
+    device can be opened is it an input error."""
+    unopened: dict[str, EdgepruneError] = {}
+    known = []
+    for name in dict.fromkeys(request.devices):
+        try:
+            inventory.spec(name)
+            known.append(name)
+        except UsageError as exc:
+            unopened[name] = exc
+    if unopened and not known:
+        raise next(iter(unopened.values()))
+    names = inventory.select(known, request.tags) if (known or request.tags) else [LOCAL]
+    devices = []
+    for name in names:
+        try:
+            devices.append(inventory.open(name, accept_new_host_key=request.accept_new_host_key))
+        except EdgepruneError as exc:
+            unopened[name] = exc
+    if not devices:
+        raise next(iter(unopened.values()))
+    return devices, unopened
+
+
 def run_on_devices(
     targets: Sequence[BenchTarget],
     devices: Sequence[Device],
@@ -89,27 +115,34 @@ def run_on_devices(
     writer: ResultsWriter,
     progress: Progress,
     accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
+    unopened: dict[str, EdgepruneError] | None = None,
 ) -> None:
+    unopened_entries = {name: fail_unopened(name, error, targets, plan, writer, progress)
+                        for name, error in (unopened or {}).items()}
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="edgeprune-device") as pool:
         futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans, cancel)
                    for device in devices]
         try:
-            sessions = [future.result() for future in futures]
+            wait(futures)
         except KeyboardInterrupt:
             cancel.set()
             interrupt_devices(devices)
             # Again until every worker is out: one may have started a runner just before it saw the cancel.
             while wait(futures, timeout=INTERRUPT_RETRY_S).not_done:
                 interrupt_devices(devices)
-            sessions = [future.result() for future in futures]
+    # A worker that failed unexpectedly (a bug) must not cost the other devices their summaries: conclude, then raise.
+    sessions = [future.result() for future in futures if future.exception() is None]
     eligibility = sparse_eligibility(targets)
 
     def conclude(document: ResultsDocument) -> None:
-        document.devices = {session.device.name: session.summary() for session in sessions}
+        document.devices = {**unopened_entries, **{session.device.name: session.summary() for session in sessions}}
         document.sparse_inference = sparse_verdicts(document, eligibility)
 
     writer.update(conclude)
+    for future in futures:
+        if (crash := future.exception()) is not None:
+            raise crash
     if cancel.is_set():
         raise BenchInterrupted(writer.document)
 

@@ -19,7 +19,7 @@ from ..devices.base import Device
 from ..devices.cache import DeviceCache
 from ..devices.lock import DEFAULT_LOCK_TIMEOUT_S, BoardLock
 from ..devices.runner import BenchSettings, RunnerClient
-from ..errors import DeviceError
+from ..errors import DeviceError, EdgepruneError
 from ..results.document import STATUS_FAILED, STATUS_OK, ResultsWriter, RunRecord
 from .stats import Latency
 from .targets import BenchTarget
@@ -211,6 +211,19 @@ def fail_every_run(session: DeviceSession, targets: Sequence[BenchTarget], plan:
                                      status=STATUS_FAILED, error=str(exc)))
 
 
+def fail_unopened(name: str, error: EdgepruneError, targets: Sequence[BenchTarget], plan: BenchPlan,
+                  writer: ResultsWriter, progress: Progress) -> dict[str, Any]:
+    """A device that could not even be opened: each of its runs failed with why. Returns its devices entry."""
+    progress(name, f"unusable: {error.message}")
+    for target in targets:
+        for threads in plan.threads or (None,):  # its own thread setting is unknown
+            for xnnpack in plan.xnnpack_modes:
+                writer.add(RunRecord(**target_identity(name, target, threads, xnnpack, None),
+                                     status=STATUS_FAILED, error=str(error)))
+    return {"address": "", "info": None, "error": str(error), "uploaded_bytes": 0, "wall_seconds": 0.0,
+            "runner_seconds": 0.0}
+
+
 def measure_locked(
     session: DeviceSession,
     targets: Sequence[BenchTarget],
@@ -332,15 +345,20 @@ def attach_accuracy(record: RunRecord, accuracy: str | dict[str, Any] | None) ->
 
 def run_identity(device: Device, target: BenchTarget, threads: int, xnnpack: bool,
                  info: dict[str, Any] | None) -> dict[str, Any]:
+    return target_identity(device.name, target, threads, xnnpack, device_summary(device, info))
+
+
+def target_identity(device: str, target: BenchTarget, threads: int | None, xnnpack: bool,
+                    device_info: dict[str, Any] | None) -> dict[str, Any]:
     return {
-        "device": device.name,
+        "device": device,
         "model": target.model,
         "variant": target.variant,
         "model_sha256": target.sha256,
         "size_bytes": target.size_bytes,
         "threads": threads,
         "xnnpack": xnnpack,
-        "device_info": device_summary(device, info),
+        "device_info": device_info,
         "export_manifest": str(target.manifest.folder / "manifest.json") if target.manifest and target.manifest.folder
         else None,
     }

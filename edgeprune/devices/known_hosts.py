@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import paramiko
 
 from ..errors import ConfigError, HostKeyError
 from .ssh_target import SSHTarget
+
+log = logging.getLogger(__name__)
 
 
 class KnownHosts:
@@ -86,6 +89,11 @@ class UnknownHostKeyPolicy(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         if self._target.accept_new_host_key:
+            if self._known_hosts.path.resolve() == Path(os.devnull):
+                # A common CI shortcut (UserKnownHostsFile /dev/null): every key is new, so none is ever checked.
+                log.warning("device '%s': accepted the host key of %s (%s) without recording it: its known_hosts is "
+                            "%s, so this host's identity is never checked", self._device, hostname, describe_key(key),
+                            os.devnull)
             self._known_hosts.append(hostname, key)
             return
         target = self._target

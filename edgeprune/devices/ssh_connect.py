@@ -107,9 +107,10 @@ class Connector:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
             if isinstance(sock, paramiko.ProxyCommand) and (ended := _ended_command(sock)) is not None:
+                # The hint does not quote the command: errors land in results, and a command line may hold secrets.
                 raise _HopFailure(DeviceError(
                     self.device, f"ProxyCommand for {hop.address} ended without a connection: {ended}",
-                    hint=f"run it by hand to see why: {hop.proxy_command}"), False) from exc
+                    hint="run the host's ProxyCommand from ~/.ssh/config by hand to see why"), False) from exc
             # paramiko reports a handshake that ran out of time in several ways, not always as a timeout.
             timed_out = caused_by_timeout(exc) or time.monotonic() - started >= self.timeout
             raise _HopFailure(*self._failure(hop, known_hosts, exc, timed_out=timed_out)) from exc
