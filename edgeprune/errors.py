@@ -44,10 +44,6 @@ class ConversionError(EdgepruneError):
     """The TFLite converter failed for a variant."""
 
 
-class ValidationError(EdgepruneError):
-    """A converted variant crashed, failed to delegate or produced wrong outputs."""
-
-
 class DeviceError(EdgepruneError):
     """A device could not be reached or used. ``device`` names it.
 
