@@ -1,4 +1,8 @@
-"""Writes that never leave a half-written file or folder behind: write aside, then rename into place."""
+"""Writes that never leave a half-written file or folder behind: write aside, then rename into place.
+
+A path that cannot be written (read-only folder, a file where a folder must be, a full disk) is the user's to
+fix, so it becomes a ``UsageError`` naming the path here, once, for every writer.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
+WRITABLE_PATH_HINT = "choose a writable path"
+
 
 def current_umask() -> int:
     mask = os.umask(0)
@@ -16,7 +24,28 @@ def current_umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def os_reason(exc: OSError, folder: Path) -> str:
+    """Why writing in ``folder`` failed, in words.
+
+    A file standing where a folder must be surfaces as "File exists" or "Not a directory" about some path;
+    naming that file says what to move.
+    """
+    nearest = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        return f"'{nearest}' is a file, not a folder"
+    return exc.strerror or str(exc)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, what: str = "file") -> None:
+    """``what`` names the file in the error, e.g. "results file"."""
+    try:
+        _write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} '{path}': {os_reason(exc, path.parent)}",
+                         hint=WRITABLE_PATH_HINT) from exc
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -31,14 +60,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_json_atomic(path: Path, document: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+def write_json_atomic(path: Path, document: Any, *, what: str = "file") -> None:
+    write_bytes_atomic(path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8"), what=what)
 
 
 def staging_dir_for(target: Path) -> Path:
     """A fresh folder beside ``target`` (same filesystem, so the final rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
+    except OSError as exc:
+        raise UsageError(f"cannot create folder '{target}': {os_reason(exc, target.parent)}",
+                         hint=WRITABLE_PATH_HINT) from exc
 
 
 def publish_dir(staging: Path, target: Path) -> None:

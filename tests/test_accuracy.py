@@ -1,6 +1,7 @@
 """On-device accuracy: every variant scored where it runs, against labels and the source Keras model."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -87,4 +88,52 @@ def test_bad_data_is_one_line_naming_the_file(capsys, isolated_cwd, digits_expor
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "eval.npz" in lines[0] and expected in lines[0], err
+    assert not (isolated_cwd / "results.json").exists()
+
+
+def save_keras_model(path, input_shape: tuple[int, ...], outputs: int) -> str:
+    """A small tf_keras model that is not the digits CNN: other inputs or other outputs."""
+    from edgeprune import tfenv
+
+    keras = tfenv.tf_keras()
+    model = keras.Sequential([keras.layers.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(outputs)])
+    model.save(path)
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("input_shape, outputs, expected", [
+    ((4,), 10, "expects input [N, 4], but digits_cnn/{variant} and --data '{data}' have [N, 8, 8, 1]"),
+    ((8, 8, 1), 5, "outputs [N, 5], but digits_cnn/{variant} outputs [N, 10]"),
+])
+def test_a_reference_of_another_model_is_one_line_naming_it(capsys, isolated_cwd, digits_export, input_shape,
+                                                            outputs, expected):
+    reference = save_keras_model(isolated_cwd / "other.keras", input_shape, outputs)
+    code = main(["bench", str(digits_export), "--data", str(EVAL), "--reference", reference, "--runs", "1",
+                 "-o", "results.json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    variant = line.split("digits_cnn/")[1].split(" ")[0]
+    assert line == (f"edgeprune: error: reference model '{reference}' {expected.format(variant=variant, data=EVAL)}"
+                    " (pass --reference the Keras model digits_cnn was exported from)")
+    assert not (isolated_cwd / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_an_export_source_replaced_by_another_model_is_one_line_naming_it(capsys, isolated_cwd, digits_export):
+    export = isolated_cwd / "digits_cnn"
+    shutil.copytree(digits_export, export)
+    manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
+    source = save_keras_model(isolated_cwd / "digits_cnn.keras", (8, 8, 1), 5)  # not what was exported
+    manifest["source"]["path"] = source
+    (export / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    code = main(["bench", str(export), "--data", str(EVAL), "--runs", "1", "-o", "results.json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]  # after the warning that the source changed since the export
+    assert line.startswith(f"edgeprune: error: source model '{source}' (recorded in the export manifest of "
+                           "digits_cnn) outputs [N, 5], but digits_cnn/")
+    assert line.endswith("outputs [N, 10] (it is not the model that was exported: re-run edgeprune export, or pass "
+                         "--reference MODEL)")
     assert not (isolated_cwd / "results.json").exists()

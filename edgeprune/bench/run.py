@@ -65,12 +65,14 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
         devices, unopened = open_devices(inventory, request)
         names = [*unopened, *(device.name for device in devices)]
         document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
-        history = History(request.history_dir) if request.history_dir else None
-        bench_id = None
+        history: History | None = None
+        bench_id: int | None = None
         try:
-            bench_id = history.start_bench(document, request.output) if history else None
+            # Both outputs open before either records anything: a failing one leaves no trace in the other.
+            history = History(request.history_dir) if request.history_dir else None
             writer = ResultsWriter(document, request.output,
                                    on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
+            bench_id = history.start_bench(document, request.output) if history else None
             run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans, unopened)
         finally:
             if history and bench_id is not None:

@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("edgeprune report needs matplotlib, which is not installed",
                          hint="pip install 'edgeprune[report]'") from exc
     data = collect(read_results(args.results), args.results)
-    write_bytes_atomic(args.output, render_html(data).encode("utf-8"))
+    write_bytes_atomic(args.output, render_html(data).encode("utf-8"), what="HTML report")
     print(f"wrote {args.output}")
     if args.markdown:
-        write_bytes_atomic(args.markdown, render_markdown(data).encode("utf-8"))
+        write_bytes_atomic(args.markdown, render_markdown(data).encode("utf-8"), what="Markdown report")
         print(f"wrote {args.markdown}")
     return 0

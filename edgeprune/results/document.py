@@ -115,7 +115,7 @@ class ResultsWriter:
 
     def _write(self) -> None:
         if self.path is not None:
-            write_json_atomic(self.path, self.document.to_json())
+            write_json_atomic(self.path, self.document.to_json(), what="results file")
 
 
 def read_results(path: Path) -> ResultsDocument:

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..fsutil import os_reason
 from .document import ResultsDocument, RunRecord, results_from_json
 
 DEFAULT_HISTORY_DIR = Path(".edgeprune")
 HISTORY_FILENAME = "history.sqlite"
 BUSY_TIMEOUT_S = 60.0
 WAL_RETRY_S = 0.05
+HISTORY_HINT = "choose a writable folder with --history DIR; bench also takes --no-history"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS benches (
@@ -68,13 +70,16 @@ class History:
         self.path = folder / HISTORY_FILENAME
         try:
             folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the results history in '{folder}': {os_reason(exc, folder)}",
+                             hint=HISTORY_HINT) from exc
+        try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             _switch_to_wal(self._db)
             with self._db:
                 self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise UsageError(f"results history '{self.path}' cannot be opened: {exc}",
-                             hint="pass --history DIR or --no-history") from exc
+            raise UsageError(f"results history '{self.path}' cannot be opened: {exc}", hint=HISTORY_HINT) from exc
 
     def start_bench(self, document: ResultsDocument, results_path: Path | None) -> int:
         header = {key: value for key, value in document.to_json().items() if key != "runs"}
@@ -114,12 +119,6 @@ class History:
         records = [json.loads(record) for (record,) in
                    self._db.execute("SELECT record FROM runs WHERE bench_id = ? ORDER BY id", (bench_id,))]
         return results_from_json({**json.loads(header), "runs": records}, f"{self.path} (bench {bench_id})")
-
-    def benches(self) -> list[tuple[int, str | None, str, int]]:
-        return list(self._db.execute(
-            "SELECT b.id, b.label, b.created, COUNT(r.id) FROM benches b LEFT JOIN runs r ON r.bench_id = b.id"
-            " GROUP BY b.id ORDER BY b.id"
-        ))
 
     def close(self) -> None:
         self._db.close()

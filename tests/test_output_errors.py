@@ -1,0 +1,94 @@
+"""Output paths that cannot be written: one line naming the path and what to do, exit 2, never a traceback.
+
+The unwritable place is a path under a regular file: that stops root too (CI runs the tests as root, whom a
+chmod-ed folder does not stop).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgeprune.bench.stats import Latency
+from edgeprune.cli import main
+from edgeprune.fsutil import write_json_atomic
+from edgeprune.results.document import ResultsDocument, RunRecord
+
+BLOCKER = "blocker"  # a regular file, made by the fixture below, where a folder would have to be
+
+
+@pytest.fixture
+def blocked_cwd(isolated_cwd: Path) -> Path:
+    """An isolated folder with a one-run results file, a policy it passes, the file ``blocker`` and a folder."""
+    run = RunRecord(device="local", model="digits_cnn", variant="int8", model_sha256=None, size_bytes=100_000,
+                    threads=1, xnnpack=True, status="ok", latency_ms=Latency.from_values([4.0, 4.1, 4.2]).to_json())
+    write_json_atomic(Path("results.json"), ResultsDocument(created="2025-01-01T00:00:00+00:00", settings={},
+                                                            runs=[run]).to_json())
+    Path("policy.toml").write_text("[defaults]\nmax_p50_ms = 20\n", encoding="utf-8")
+    Path(BLOCKER).write_text("not a folder\n", encoding="utf-8")
+    Path("folder").mkdir()
+    return isolated_cwd
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("edgeprune: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gate", "results.json", "--policy", "policy.toml", "--junit", f"{BLOCKER}/gate.xml"],
+     f"cannot write JUnit file '{BLOCKER}/gate.xml': '{BLOCKER}' is a file, not a folder (choose a writable path)"),
+    (["gate", "results.json", "--policy", "policy.toml", "--junit", f"{BLOCKER}/ci/gate.xml"],
+     f"cannot write JUnit file '{BLOCKER}/ci/gate.xml': '{BLOCKER}' is a file, not a folder (choose a writable path)"),
+    (["report", "results.json", "-o", f"{BLOCKER}/report.html"],
+     f"cannot write HTML report '{BLOCKER}/report.html': '{BLOCKER}' is a file, not a folder (choose a writable "
+     "path)"),
+    (["report", "results.json", "-o", "folder"],
+     "cannot write HTML report 'folder': Is a directory (choose a writable path)"),
+    (["report", "results.json", "--markdown", f"{BLOCKER}/report.md"],
+     f"cannot write Markdown report '{BLOCKER}/report.md': '{BLOCKER}' is a file, not a folder (choose a writable "
+     "path)"),
+])
+def test_unwritable_gate_and_report_outputs_exit_2_naming_the_path(blocked_cwd, capsys, argv, message):
+    assert main(argv) == 2
+    assert one_error_line(capsys) == f"edgeprune: error: {message}"
+    assert not [path.name for path in blocked_cwd.iterdir() if path.name.startswith(".")]  # no temp file left
+
+
+def test_unwritable_step_summary_is_a_warning_and_the_verdict_stands(blocked_cwd, capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(blocked_cwd / BLOCKER / "summary.md"))
+    assert main(["gate", "results.json", "--policy", "policy.toml"]) == 0
+    captured = capsys.readouterr()
+    assert "gate passed" in captured.out and "Traceback" not in captured.err
+    assert captured.err == (f"edgeprune: warning: cannot append the gate summary to $GITHUB_STEP_SUMMARY file "
+                            f"'{blocked_cwd / BLOCKER / 'summary.md'}': '{blocked_cwd / BLOCKER}' is a file, not a "
+                            "folder; the gate verdict is unaffected\n")
+    Path("policy.toml").write_text("[defaults]\nmax_p50_ms = 1\n", encoding="utf-8")
+    assert main(["gate", "results.json", "--policy", "policy.toml"]) == 1  # a failure stays a failure
+    assert "gate FAILED" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["-o", f"{BLOCKER}/results.json", "--no-history"],
+     f"cannot write results file '{BLOCKER}/results.json': '{BLOCKER}' is a file, not a folder (choose a writable path)"),
+    (["-o", "results.json", "--history", f"{BLOCKER}/history"],
+     f"cannot create the results history in '{BLOCKER}/history': '{BLOCKER}' is a file, not a folder "
+     "(choose a writable folder with --history DIR; bench also takes --no-history)"),
+])
+def test_unwritable_bench_outputs_exit_2_before_measuring(blocked_cwd, capsys, tiny_tflite, options, message):
+    Path("results.json").unlink()
+    assert main(["bench", str(tiny_tflite), "--runs", "1", "--rounds", "1", *options]) == 2
+    assert one_error_line(capsys) == f"edgeprune: error: {message}"
+    assert not Path("results.json").exists()
+
+
+def test_default_history_folder_that_cannot_be_made_exits_2(isolated_cwd, capsys, tiny_tflite):
+    Path(".edgeprune").write_text("a file where the history folder goes\n", encoding="utf-8")
+    assert main(["bench", str(tiny_tflite), "--runs", "1", "--rounds", "1"]) == 2
+    assert one_error_line(capsys) == ("edgeprune: error: cannot create the results history in '.edgeprune': "
+                                      "'.edgeprune' is a file, not a folder (choose a writable folder with --history DIR; bench also takes --no-history)")
+    assert not Path("results.json").exists()
