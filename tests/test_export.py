@@ -222,3 +222,142 @@ def test_inspect_reads_an_exported_variant(capsys, digits_export):
     assert any(layer["sparse_encoding"] for layer in report["layers"])
     assert main(["inspect", str(MODELS / "mobilenet_digits.keras")]) == 0
     assert "eligible" in capsys.readouterr().out.lower()
+
+
+def runner_client():
+    from edgeprune.devices.local import LocalDevice
+    from edgeprune.devices.runner import RunnerClient, runner_script
+
+    return RunnerClient(LocalDevice(), str(runner_script()))
+
+
+def test_a_quantized_variant_with_garbage_weights_is_caught_even_on_random_inputs(tmp_path):
+    from edgeprune import tfenv
+    from edgeprune.convert.validation import MIN_QUANTIZED_SNR_DB, reference_outputs, validate_variant
+    from edgeprune.convert.variants import VARIANTS
+    from fixtures.models import convert
+
+    model = build_tiny_classifier()
+    garbage = tfenv.tf_keras().models.clone_model(model)
+    rng = np.random.default_rng(0)
+    garbage.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 3 for w in model.get_weights()])
+    (tmp_path / "good.tflite").write_bytes(convert(model))
+    (tmp_path / "garbage.tflite").write_bytes(convert(garbage))
+    inputs = rng.standard_normal((32, 4)).astype(np.float32)
+    reference = reference_outputs(model, inputs)
+    runner = runner_client()
+    for real_inputs in (False, True):  # without calibration data the old check only looked for NaN/Inf
+        bad = validate_variant(tmp_path / "garbage.tflite", VARIANTS["int8-dynamic"], inputs, reference,
+                               real_inputs=real_inputs, runner=runner)
+        assert bad.valid is False and "output SNR against Keras is" in bad.error, bad.error
+        assert bad.xnnpack["snr_db"] < MIN_QUANTIZED_SNR_DB and bad.criteria["min_snr_db"] == MIN_QUANTIZED_SNR_DB
+        good = validate_variant(tmp_path / "good.tflite", VARIANTS["int8-dynamic"], inputs, reference,
+                                real_inputs=real_inputs, runner=runner)
+        assert good.valid, good.error
+        assert good.criteria["min_top1_agreement"] == (0.9 if real_inputs else None)
+
+
+def test_quantized_bounds_snr_always_and_top1_agreement_on_real_inputs():
+    from edgeprune.accuracy.metrics import OutputComparison
+    from edgeprune.convert.validation import judge
+    from edgeprune.convert.variants import VARIANTS
+
+    reference = np.eye(3, dtype=np.float32)
+
+    def figures(snr_db, agreement):
+        return OutputComparison(3, True, None, agreement, 0.1, 0.01, snr_db)
+
+    for name in ("int8-dynamic", "int8", "int8-sparse"):
+        spec = VARIANTS[name]
+        assert judge(spec, figures(33.0, 1.0), reference, real_inputs=False) is None
+        assert "19.0 dB, below 20 dB" in judge(spec, figures(19.0, 1.0), reference, real_inputs=False)
+        assert "below 20 dB" in judge(spec, figures(10.0, 1.0), reference, real_inputs=True)
+        assert judge(spec, figures(40.0, 0.6), reference, real_inputs=False) is None  # random inputs: no top-1 floor
+        assert "top-1 agreement with Keras is 88%, below 90%" in judge(spec, figures(40.0, 0.875), reference,
+                                                                         real_inputs=True)
+        assert judge(spec, figures(40.0, 0.9), reference, real_inputs=True) is None
+
+
+def three_headed_model(broken_head: str | None = None):
+    from edgeprune import tfenv
+
+    keras = tfenv.tf_keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    # Named so that neither the Keras order nor the alphabetical one is the order the converter writes.
+    heads = [keras.layers.Dense(3, name="zeta")(hidden), keras.layers.Dense(5, name="alpha")(hidden),
+             keras.layers.Dense(3, activation="softmax", name="beta")(hidden)]
+    model = keras.Model(inputs, heads)
+    if broken_head:
+        kernel, bias = model.get_layer(broken_head).get_weights()
+        model.get_layer(broken_head).set_weights([-5 * kernel, bias])
+    return model
+
+
+def test_every_output_of_a_multi_output_model_is_compared(tmp_path):
+    from edgeprune.convert.validation import reference_outputs, validate_variant
+    from edgeprune.convert.variants import VARIANTS
+    from fixtures.models import convert
+
+    model = three_headed_model()
+    inputs = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32)
+    reference = reference_outputs(model, inputs)
+    assert [ref.label for ref in reference] == ["zeta", "alpha", "beta"]
+    runner = runner_client()
+    (tmp_path / "good.tflite").write_bytes(convert(model))
+    good = validate_variant(tmp_path / "good.tflite", VARIANTS["fp32"], inputs, reference, real_inputs=False,
+                            runner=runner)
+    assert good.valid, good.error
+    assert [output["name"] for output in good.builtin["outputs"]] == ["zeta", "alpha", "beta"]
+    assert all(output["max_abs_error"] < 1e-4 for output in good.builtin["outputs"])
+    # The second Keras output is wrong; the converter does not put it second, and it must still be found.
+    (tmp_path / "broken.tflite").write_bytes(convert(three_headed_model(broken_head="alpha")))
+    for name in ("fp32", "int8-dynamic"):
+        broken = validate_variant(tmp_path / "broken.tflite", VARIANTS[name], inputs, reference, real_inputs=False,
+                                  runner=runner)
+        assert broken.valid is False and broken.error.startswith("with XNNPACK: output 'alpha': "), broken.error
+        figures = {output["name"]: output for output in broken.xnnpack["outputs"]}
+        assert figures["zeta"]["max_abs_error"] < 1e-4 and figures["beta"]["max_abs_error"] < 1e-4
+
+
+def igamma(x):
+    import tensorflow as tf
+
+    return tf.math.igamma(tf.abs(x) + 1.0, tf.abs(x) + 1.0)
+
+
+def test_an_export_with_nothing_deliverable_fails_the_command(capsys, tmp_path):
+    from edgeprune import tfenv
+
+    keras = tfenv.tf_keras()
+    inputs = keras.Input((4,))
+    # tf.math.igamma has no TFLite builtin kernel: every variant fails to convert.
+    special = keras.layers.Lambda(igamma)(inputs)
+    path = tmp_path / "igamma.h5"
+    keras.Model(inputs, keras.layers.Dense(3)(special)).save(path)
+    code, _, err = export(capsys, str(path), "-o", str(tmp_path / "out"))  # default variants: none named
+    assert code == 1
+    assert "edgeprune: no variant is deliverable: all 3 variants are invalid" in err
+    manifest = manifest_of(tmp_path / "out")
+    assert [v["name"] for v in manifest["variants"]] == ["fp32", "fp16", "int8-dynamic"]
+    assert not any(v["valid"] for v in manifest["variants"])
+    assert "the TFLite converter failed" in manifest["variants"][0]["error"]
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_an_unwritable_outdir_is_one_clear_line(capsys, tmp_path, where):
+    if where == "under a file":
+        (tmp_path / "notes.txt").write_text("a file, not a folder")
+        outdir = tmp_path / "notes.txt" / "out"
+    else:
+        if not Path("/sys").is_dir():
+            pytest.skip("needs /sys (a file system where nobody, root included, can create folders)")
+        outdir = Path("/sys/edgeprune-export-test")
+    code, _, err = export(capsys, str(MODELS / "digits_cnn.keras"), "-o", str(outdir), "--variants", "fp32")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeprune: error: cannot "), err
+    assert str(outdir) in lines[0] and "Traceback" not in err
+    assert not outdir.exists()
+    assert [p.name for p in tmp_path.iterdir()] == (["notes.txt"] if where == "under a file" else [])

@@ -31,5 +31,10 @@ def run(args: argparse.Namespace) -> int:
     failed = [record for record in manifest.variants if not record.valid]
     for record in failed:
         print(f"edgeprune: variant '{record.name}' is invalid: {record.error}", file=sys.stderr)
+    if not manifest.deliverables():
+        # An export folder without a single usable model must not let a pipeline carry on as if it had one.
+        print(f"edgeprune: no variant is deliverable: all {len(manifest.variants)} variants are invalid "
+              f"(reasons in {manifest.folder}/manifest.json)", file=sys.stderr)
+        return 1
     asked_by_name = {name.strip() for name in (args.variants or "").split(",")} - {"all", ""}
     return 1 if any(record.name in asked_by_name for record in failed) else 0

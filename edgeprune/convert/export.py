@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -17,13 +18,13 @@ from ..data import load_calibration
 from ..devices.local import LocalDevice
 from ..devices.runner import RunnerClient, runner_script
 from ..errors import ConversionError, UsageError
-from ..fsutil import publish_dir, staging_dir_for
+from ..fsutil import WRITABLE_PATH_HINT, os_reason, publish_dir, staging_dir_for
 from ..hashing import file_sha256
 from ..inspection import inspect_loaded_model, sparse_tensor_count
 from ..model.loading import LoadedModel, load_model
 from ..results.manifest import MANIFEST_FILENAME, Manifest, VariantRecord
 from .converter import Converter
-from .validation import validate_variant
+from .validation import ReferenceOutput, reference_outputs, validate_variant
 from .variants import VariantSpec, default_variants
 
 
@@ -43,6 +44,7 @@ class ExportRequest:
 
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 def export(request: ExportRequest, progress: Progress = lambda message: None) -> Manifest:
@@ -63,17 +65,18 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
             f"variant '{missing_calibration[0]}' needs calibration data",
             hint="pass --calibration DATA.npz (array 'x'), or --random-calibration to accept meaningless accuracy",
         )
-    samples, real_samples = validation_inputs(calibration if calibration_info.get("source") != "random" else None,
-                                              input_shape)
-    reference = loaded.predict(samples)
-    staging = staging_dir_for(request.outdir)
+    samples, real_samples = validation_inputs(calibration, input_shape,
+                                              real=calibration_info.get("source") != "random")
+    reference = reference_outputs(loaded.model, samples)
+    staging = staging_dir_for(request.outdir)  # a path that cannot be written is a UsageError naming it
     try:
         runner = RunnerClient(LocalDevice(), str(runner_script()))
         records = []
         with Converter.for_model(loaded) as converter:
             for spec in specs:
                 progress(f"{spec.name}: converting")
-                record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner)
+                record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner,
+                                       outdir=request.outdir)
                 progress(f"{spec.name}: {'valid' if record.valid else 'invalid: ' + str(record.error)}")
                 records.append(record)
         manifest = Manifest(
@@ -87,7 +90,7 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
             inspection=inspection,
         )
         manifest.write(staging)
-        publish_dir(staging, request.outdir)
+        writing_output(request.outdir, lambda: publish_dir(staging, request.outdir))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -96,12 +99,42 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
 
 
 def check_outdir(outdir: Path) -> None:
-    """Refuse to replace a folder that is not an earlier export: it may hold the user's other files."""
-    if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not (outdir / MANIFEST_FILENAME).exists())):
-        raise UsageError(
-            f"output '{outdir}' exists and is not an edgeprune export folder",
-            hint="choose a new -o folder or remove it",
-        )
+    """Refuse to replace a folder that is not an earlier export: it may hold the user's other files.
+
+    Also refuse, before any slow work, an OUTDIR that cannot be made: one under a regular file, or under a folder
+    this user may not write to (the staging folder is made beside OUTDIR).
+    """
+    try:
+        if outdir.exists() and (not outdir.is_dir()
+                                or (any(outdir.iterdir()) and not (outdir / MANIFEST_FILENAME).exists())):
+            raise UsageError(
+                f"output '{outdir}' exists and is not an edgeprune export folder",
+                hint="choose a new -o folder or remove it",
+            )
+        ancestor = outdir.absolute().parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+    except OSError as exc:
+        raise output_error(outdir, exc) from exc
+    if not ancestor.is_dir():
+        raise UsageError(f"cannot create output '{outdir}': '{ancestor}' is a file, not a folder",
+                         hint=WRITABLE_PATH_HINT)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot create output '{outdir}': '{ancestor}' is not writable",
+                         hint=WRITABLE_PATH_HINT)
+
+
+def output_error(outdir: Path, exc: OSError) -> UsageError:
+    failed = Path(exc.filename) if exc.filename else outdir
+    return UsageError(f"cannot write output '{outdir}': {os_reason(exc, failed.parent)}", hint=WRITABLE_PATH_HINT)
+
+
+def writing_output(outdir: Path, write: Callable[[], T]) -> T:
+    """Run one write of the export folder; a failing file system becomes one clear line naming OUTDIR."""
+    try:
+        return write()
+    except OSError as exc:
+        raise output_error(outdir, exc) from exc
 
 
 def model_input_shape(loaded: LoadedModel) -> tuple[int, ...]:
@@ -125,9 +158,17 @@ def calibration_for(request: ExportRequest, input_shape: tuple[int, ...]) -> tup
     return None, {}
 
 
-def validation_inputs(calibration: np.ndarray | None, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+def validation_inputs(
+    calibration: np.ndarray | None, input_shape: tuple[int, ...], *, real: bool = True
+) -> tuple[np.ndarray, bool]:
+    """Inputs to validate on, and whether they are real data (the top-1 agreement floor applies only then).
+
+    A full-int8 variant only represents inputs inside the range it was calibrated on, so with
+    ``--random-calibration`` it is validated on those random samples (``real=False``), not on other noise. Without
+    calibration data there is no full-int8 variant, and the others are run on standard normal inputs.
+    """
     if calibration is not None:
-        return calibration[:VALIDATION_SAMPLES].astype(np.float32), True
+        return calibration[:VALIDATION_SAMPLES].astype(np.float32), real
     rng = np.random.default_rng(0)
     return rng.standard_normal((VALIDATION_SAMPLES, *input_shape)).astype(np.float32), False
 
@@ -138,10 +179,13 @@ def build_variant(
     calibration: np.ndarray | None,
     staging: Path,
     samples: np.ndarray,
-    reference: np.ndarray,
+    reference: list[ReferenceOutput],
     real_samples: bool,
     runner: RunnerClient,
+    outdir: Path | None = None,
 ) -> VariantRecord:
+    """Convert, write into ``staging`` and validate one variant; ``outdir`` (for messages) is where it will land."""
+    target = outdir or staging
     started = time.perf_counter()
     try:
         flatbuffer = converter.convert(spec, calibration)
@@ -150,7 +194,7 @@ def build_variant(
                              False, exc.message, None, time.perf_counter() - started)
     conversion_seconds = time.perf_counter() - started
     path = staging / f"{spec.name}.tflite"
-    path.write_bytes(flatbuffer)
+    writing_output(target, lambda: path.write_bytes(flatbuffer))
     validation = validate_variant(path, spec, samples, reference, real_inputs=real_samples, runner=runner)
     record = VariantRecord(
         name=spec.name,
@@ -168,8 +212,8 @@ def build_variant(
     )
     if not validation.valid:
         # Kept for bug reports, out of the deliverables' way.
-        (staging / REJECTED_DIR).mkdir(exist_ok=True)
-        path.rename(staging / REJECTED_DIR / path.name)
+        writing_output(target, lambda: (staging / REJECTED_DIR).mkdir(exist_ok=True))
+        writing_output(target, lambda: path.rename(staging / REJECTED_DIR / path.name))
         record.file = None
         record.rejected_file = f"{REJECTED_DIR}/{path.name}"
     return record
