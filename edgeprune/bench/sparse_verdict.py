@@ -42,7 +42,7 @@ def verdict(dense: RunRecord, sparse: RunRecord, eligibility: dict[str, Any] | N
     if eligibility is None:
         reasons.append("no export manifest: the graph's eligibility is unknown")
     elif not eligibility.get("eligible"):
-        blocking = "; ".join(reason.removeprefix("blocks: ") for reason in eligibility.get("reasons") or []
+        blocking = "; ".join(reason.removeprefix("blocks: ").rstrip(".") for reason in eligibility.get("reasons") or []
                              if reason.startswith("blocks: ")) or "see edgeprune inspect"
         reasons.append(f"the graph is not eligible for sparse inference: {blocking}")
     if arch in X86_ARCHES:
