@@ -117,13 +117,6 @@ class RunningBench:
             return []
         return [run for run in json.loads(self.results.read_text())["runs"] if device in (None, run["device"])]
 
-    def wait_for_runs(self, device: str, count: int, within: float = 180.0) -> None:
-        deadline = time.monotonic() + within
-        while len(self.runs(device)) < count:
-            assert self.process.poll() is None, f"the bench ended early:\n{self.stderr()}"
-            assert time.monotonic() < deadline, f"no {count} runs of {device} within {within:g} s:\n{self.stderr()}"
-            time.sleep(0.1)
-
     def wait_for_runner(self, *markers: str, within: float = 180.0) -> int:
         """The PID of the board's runner whose command line has every marker, once it runs."""
         deadline = time.monotonic() + within
@@ -366,18 +359,24 @@ def test_a_hung_runner_is_killed_on_the_board_at_its_timeout(capsys, isolated_cw
     assert wait_until_none_with(str(isolated_cwd / WORKDIR)) == []
 
 
+def finished(run: dict) -> bool:
+    return run["rounds"] is None or run["rounds"]["done"] == run["rounds"]["planned"]
+
+
 def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, bench_device, variants) -> None:
     bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--threads", "1,2", "--rounds", "2",
                                         "--runs", "4", "--warmup", "1", "--min-seconds", "4"])
-    bench.wait_for_runs(bench_device, 2)  # the first thread count's two runs are in; the second's are running
+    # The first thread count's two runs are in; the second's are running.
+    bench.wait_for_runner(str(isolated_cwd / WORKDIR), " bench ", "--threads 2")
 
     bench.process.send_signal(signal.SIGINT)
 
     assert bench.finish(within=30) == 130
-    assert "edgeprune: interrupted: kept the 2 finished runs (2 ok) in" in bench.stderr()
+    assert "edgeprune: interrupted: kept the 2 finished runs (2 ok)" in bench.stderr()
     assert "Traceback" not in bench.stderr()
     document = json.loads(bench.results.read_text())
-    assert [(run["threads"], run["status"]) for run in document["runs"]] == [(1, "ok"), (1, "ok")]
+    assert [(run["threads"], run["status"]) for run in document["runs"] if finished(run)] == [(1, "ok"), (1, "ok")]
+    assert all(run["error"].startswith("interrupted: ") for run in document["runs"] if not finished(run))
     assert "interrupted" in document["devices"][bench_device]["error"]
     history = sqlite3.connect(isolated_cwd / ".edgeprune" / "history.sqlite")
     assert history.execute("SELECT COUNT(*) FROM runs").fetchone() == (2,)
@@ -385,6 +384,31 @@ def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, benc
     with BoardLock.take(LocalDevice(workdir=isolated_cwd / WORKDIR), str(runner_script()), timeout_s=0,
                         on_wait=print):
         pass  # the board is free again
+
+
+def test_a_run_cut_short_keeps_the_rounds_it_measured(isolated_cwd, bench_device, variants) -> None:
+    bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
+                                        "--warmup", "1", "--min-seconds", "4"])
+    # Each round is on disk as it is measured: once fp16 has one, both variants are in their second round.
+    deadline = time.monotonic() + 120
+    while not any(run["variant"] == "fp16" for run in bench.runs()):
+        assert bench.process.poll() is None and time.monotonic() < deadline, bench.stderr()
+        time.sleep(0.05)
+    checkpoint = next(run for run in bench.runs() if run["variant"] == "fp16")
+    assert checkpoint["status"] == "failed" and checkpoint["rounds"] == {"done": 1, "planned": 2}
+    assert checkpoint["error"] == "not finished when this was written: 1 of 2 rounds measured, their samples are kept"
+
+    bench.process.send_signal(signal.SIGINT)
+
+    assert bench.finish(within=30) == 130
+    runs = {run["variant"]: run for run in bench.runs()}
+    fp16 = runs["fp16"]  # its second round had not finished
+    assert fp16["status"] == "failed" and fp16["rounds"] == {"done": 1, "planned": 2}
+    assert fp16["error"] == "interrupted: 1 of 2 rounds measured, their samples are kept"
+    assert fp16["latency_ms"]["n"] == len(fp16["samples_ms"]) > 0
+    assert finished(runs["fp32"]) == (runs["fp32"]["status"] == "ok")  # done if its second round made it in time
+    history = sqlite3.connect(isolated_cwd / ".edgeprune" / "history.sqlite")
+    assert history.execute("SELECT COUNT(*) FROM runs").fetchone() == (sum(map(finished, runs.values())),)
 
 
 HISTORY_WRITER = """

@@ -2,7 +2,9 @@
 
 A failure touches only what it hits: a variant the board cannot load fails that variant, an unreachable
 device (or one another bench holds longer than ``--lock-timeout``) fails that device's runs, and every other
-measurement is still written. A cancelled bench (Ctrl-C) stops between runner calls and writes nothing more.
+measurement is still written. Each round is on disk as soon as it is measured (a run not finished yet is a failed
+run that says how many of its rounds it has), so a bench that dies keeps its rounds. A cancelled bench (Ctrl-C)
+stops between runner calls and keeps the rounds it measured, marked as interrupted.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class BenchPlan:
 class RoundsAccumulator:
     """The replies of one variant's rounds, merged into one run."""
 
+    planned: int
     replies: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
@@ -82,11 +85,19 @@ class RoundsAccumulator:
             peak_rss_mb=max(rss) if rss else None,
             xnnpack_delegate=first["xnnpack"],
             board_state={"before": first["state_before"], "after": last["state_after"]},
+            rounds={"done": len(self.replies), "planned": self.planned},
         )
+
+    def unfinished_record(self, base: dict[str, Any], state: str) -> RunRecord:
+        """The rounds measured so far of a run the bench has not finished: kept, as a failed run that says so."""
+        record = self.to_record(base)
+        record.status = STATUS_FAILED
+        record.error = f"{state}: {len(self.replies)} of {self.planned} rounds measured, their samples are kept"
+        return record
 
 
 class BenchCancelled(Exception):
-    """Raised in a device worker once the bench is cancelled: it stops measuring and records nothing more."""
+    """Raised in a device worker once the bench is cancelled: it stops measuring, keeping what it measured."""
 
 
 @dataclass
@@ -304,26 +315,51 @@ def measure_interleaved(
     assert session.runner is not None
     device = session.device
     settings = plan.round_settings(threads, xnnpack)
-    accumulators = {target.label: RoundsAccumulator() for target in targets}
+    accumulators = {target.label: RoundsAccumulator(plan.rounds) for target in targets}
     for target in targets:
         upload_failure = remote_models[target.label]
         if isinstance(upload_failure, DeviceError):
             accumulators[target.label].error = variant_error(device, target, upload_failure)
     mode = f"{threads} thread{'s' if threads != 1 else ''}, XNNPACK {'on' if xnnpack else 'off'}"
-    for round_index in range(plan.rounds):
+
+    def keep_unfinished(target: BenchTarget, state: str) -> None:
+        record = accumulators[target.label].unfinished_record(
+            run_identity(device, target, threads, xnnpack, session.info), state)
+        attach_accuracy(record, accuracy.get(target.label))
+        writer.checkpoint(record)
+
+    try:
+        for round_index in range(plan.rounds):
+            for target in targets:
+                accumulator = accumulators[target.label]
+                if accumulator.error is not None:
+                    continue
+                session.stop_if_cancelled()
+                progress(device.name, f"round {round_index + 1}/{plan.rounds} {target.label} ({mode})")
+                try:
+                    remote = str(remote_models[target.label])
+                    accumulator.replies.append(
+                        session.attempt(lambda: session.runner.bench(remote, settings), progress))
+                except DeviceError as exc:
+                    session.stop_if_cancelled()
+                    accumulator.error = variant_error(device, target, exc)
+                    progress(device.name, f"{target.label}: failed: {exc.detail}")
+                    continue
+                # Every round on disk at once: a bench killed mid-group keeps what it measured.
+                if len(accumulator.replies) < plan.rounds:
+                    keep_unfinished(target, "not finished when this was written")
+    except BenchCancelled:
         for target in targets:
             accumulator = accumulators[target.label]
-            if accumulator.error is not None:
+            if accumulator.error is not None or not accumulator.replies:
                 continue
-            session.stop_if_cancelled()
-            progress(device.name, f"round {round_index + 1}/{plan.rounds} {target.label} ({mode})")
-            try:
-                remote = str(remote_models[target.label])
-                accumulator.replies.append(session.attempt(lambda: session.runner.bench(remote, settings), progress))
-            except DeviceError as exc:
-                session.stop_if_cancelled()
-                accumulator.error = variant_error(device, target, exc)
-                progress(device.name, f"{target.label}: failed: {exc.detail}")
+            if len(accumulator.replies) < plan.rounds:
+                keep_unfinished(target, "interrupted")
+            else:  # all its rounds were in before the cancel: a finished run
+                record = accumulator.to_record(run_identity(device, target, threads, xnnpack, session.info))
+                attach_accuracy(record, accuracy.get(target.label))
+                writer.add(record)
+        raise
     for target in targets:
         record = accumulators[target.label].to_record(run_identity(device, target, threads, xnnpack, session.info))
         attach_accuracy(record, accuracy.get(target.label))

@@ -84,8 +84,12 @@ def run(args: argparse.Namespace) -> int:
         document = bench(request, progress)
     except BenchInterrupted as interrupted:
         runs = interrupted.document.runs
-        print(f"edgeprune: interrupted: kept the {len(runs)} finished run{'s' if len(runs) != 1 else ''} "
-              f"({sum(run.ok for run in runs)} ok) in {args.output}; the runners it started were stopped",
+        unfinished = sum(1 for run in runs if run.rounds and run.rounds["done"] < run.rounds["planned"])
+        finished = len(runs) - unfinished
+        partly = f" and the measured rounds of {unfinished} unfinished one{'s' if unfinished != 1 else ''}" \
+            if unfinished else ""
+        print(f"edgeprune: interrupted: kept the {finished} finished run{'s' if finished != 1 else ''} "
+              f"({sum(run.ok for run in runs)} ok){partly} in {args.output}; the runners it started were stopped",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     print(render_bench(document))

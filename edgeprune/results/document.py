@@ -46,6 +46,7 @@ class RunRecord:
     device_info: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     export_manifest: str | None = None
+    rounds: dict[str, int] | None = None  # {"done": k, "planned": n}; k < n for a run the bench did not finish
 
     @property
     def ok(self) -> bool:
@@ -98,11 +99,25 @@ class ResultsWriter:
         self.flush()
 
     def add(self, run: RunRecord) -> None:
+        """A finished run: replaces its checkpoint if it had one, and goes to the history too."""
         with self._lock:
-            self.document.runs.append(run)
+            self._put(run)
             self._write()
             if self._on_run:
                 self._on_run(self.document, run)
+
+    def checkpoint(self, run: RunRecord) -> None:
+        """A run not finished yet, as far as it got: on disk only, so a bench that dies keeps its rounds."""
+        with self._lock:
+            self._put(run)
+            self._write()
+
+    def _put(self, run: RunRecord) -> None:
+        for index, existing in enumerate(self.document.runs):
+            if existing.key == run.key:
+                self.document.runs[index] = run
+                return
+        self.document.runs.append(run)
 
     def update(self, mutate: Callable[[ResultsDocument], None]) -> None:
         with self._lock:
@@ -138,7 +153,7 @@ _RUN_KEYS = {
     "error": "string null", "runtime": "object null", "latency_ms": "object null", "samples_ms": "array null",
     "init_ms": "number null", "first_invoke_ms": "number null", "peak_rss_mb": "number null",
     "xnnpack_delegate": "object null", "board_state": "object null", "device_info": "object null",
-    "accuracy": "object null", "export_manifest": "string null",
+    "accuracy": "object null", "export_manifest": "string null", "rounds": "object null",
 }
 _LATENCY_KEYS = {**{key: "number" for key in ("p50", "p90", "p99", "mean", "std", "min", "max")}, "n": "integer"}
 _ACCURACY_KEYS = {**{key: "number null" for key in ("top1", "top1_agreement", "max_abs_error", "mean_abs_error",
