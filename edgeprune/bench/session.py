@@ -322,11 +322,13 @@ def measure_interleaved(
             accumulators[target.label].error = variant_error(device, target, upload_failure)
     mode = f"{threads} thread{'s' if threads != 1 else ''}, XNNPACK {'on' if xnnpack else 'off'}"
 
-    def keep_unfinished(target: BenchTarget, state: str) -> None:
-        record = accumulators[target.label].unfinished_record(
-            run_identity(device, target, threads, xnnpack, session.info), state)
+    def keep(target: BenchTarget, unfinished: str | None = None) -> None:
+        """The run as measured so far: finished (to the history too), or ``unfinished`` with that state."""
+        accumulator = accumulators[target.label]
+        identity = run_identity(device, target, threads, xnnpack, session.info)
+        record = accumulator.unfinished_record(identity, unfinished) if unfinished else accumulator.to_record(identity)
         attach_accuracy(record, accuracy.get(target.label))
-        writer.checkpoint(record)
+        (writer.checkpoint if unfinished else writer.add)(record)
 
     try:
         for round_index in range(plan.rounds):
@@ -347,23 +349,15 @@ def measure_interleaved(
                     continue
                 # Every round on disk at once: a bench killed mid-group keeps what it measured.
                 if len(accumulator.replies) < plan.rounds:
-                    keep_unfinished(target, "not finished when this was written")
+                    keep(target, unfinished="not finished when this was written")
     except BenchCancelled:
         for target in targets:
             accumulator = accumulators[target.label]
-            if accumulator.error is not None or not accumulator.replies:
-                continue
-            if len(accumulator.replies) < plan.rounds:
-                keep_unfinished(target, "interrupted")
-            else:  # all its rounds were in before the cancel: a finished run
-                record = accumulator.to_record(run_identity(device, target, threads, xnnpack, session.info))
-                attach_accuracy(record, accuracy.get(target.label))
-                writer.add(record)
+            if accumulator.error is None and accumulator.replies:  # a run whose rounds were all in is finished
+                keep(target, unfinished="interrupted" if len(accumulator.replies) < plan.rounds else None)
         raise
     for target in targets:
-        record = accumulators[target.label].to_record(run_identity(device, target, threads, xnnpack, session.info))
-        attach_accuracy(record, accuracy.get(target.label))
-        writer.add(record)
+        keep(target)
 
 
 def variant_error(device: Device, target: BenchTarget, exc: DeviceError) -> str:
