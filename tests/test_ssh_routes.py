@@ -90,6 +90,37 @@ def test_a_proxy_command_runs_through_the_shell_like_openssh(ssh_home_with_jump:
     assert jump_server.forwards_to(sshd_server) == forwarded + 1
 
 
+def test_a_changed_host_key_behind_a_proxy_command_is_reported_as_such(ssh_home_with_jump: SSHClientFiles,
+                                                                        sshd_server: SSHServer,
+                                                                        jump_server: SSHServer) -> None:
+    ssh_home_with_jump.add_host(
+        "board-via-command", sshd_server,
+        f"ProxyCommand ssh -F {ssh_home_with_jump.config} -o BatchMode=yes -W %h:%p {JUMP_ALIAS} 2>/dev/null")
+    with ssh_home_with_jump.config.open("a") as config:
+        config.write(f"Host *\n    UserKnownHostsFile {ssh_home_with_jump.known_hosts}\n")
+    ssh_home_with_jump.trust_only(sshd_server.known_hosts_line(public_key=jump_server.host_public_key),
+                                  jump_server.known_hosts_line())
+
+    # The proxy was still running: the handshake's own verdict counts, not "the ProxyCommand ended".
+    with pytest.raises(HostKeyError, match=rf"host key of \[127.0.0.1\]:{sshd_server.port} has CHANGED"):
+        SSHDevice("board", host="board-via-command").run(["true"], timeout=30)
+
+
+def test_proxy_jump_none_also_bypasses_a_proxy_command(ssh_home: SSHClientFiles, sshd_server: SSHServer) -> None:
+    ssh_home.add_host("board-via-command", sshd_server, "ProxyCommand sh -c 'exit 3'")
+
+    with SSHDevice("board", host="board-via-command", proxy_jump="none") as device:
+        assert whoami(device) == sshd_server.user
+
+
+def test_the_inventorys_port_and_user_reach_the_proxy_commands_tokens(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "Host pi\n  HostName 10.0.0.5\n  User pi\n  ProxyCommand ssh -W %h:%p -l %r gw\n")
+
+    assert resolve_target("pi", ssh_config=config).proxy_command == "ssh -W 10.0.0.5:22 -l pi gw"
+    assert resolve_target("pi", ssh_config=config, port=2222, user="ops").proxy_command == \
+        "ssh -W 10.0.0.5:2222 -l ops gw"
+
+
 def test_a_proxy_command_that_fails_says_why_at_once(ssh_home: SSHClientFiles, sshd_server: SSHServer) -> None:
     ssh_home.add_host("board-via-command", sshd_server, "ProxyCommand sh -c 'echo no route to lab >&2; exit 3'")
     started = time.monotonic()

@@ -7,8 +7,10 @@ import errno
 import os
 import select
 import shlex
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ from .known_hosts import KnownHosts, UnknownHostKeyPolicy, describe_key
 from .ssh_target import SSHTarget
 
 KEEPALIVE_SECONDS = 30
+CLOSE_WAIT_S = 1.0  # for a ProxyCommand to end once asked, or once its connection failed
+STDERR_TAIL_BYTES = 4096
 _ORIGINATOR = ("127.0.0.1", 0)  # what a direct-tcpip request says it comes from; sshd only logs it
 
 
@@ -105,8 +109,11 @@ class Connector:
                 look_for_keys=not hop.identity_files,
             )
         except (OSError, EOFError, paramiko.SSHException) as exc:
+            # Whether the ProxyCommand ended on its own: asked before close(), which ends it.
+            ended = (sock.ended_by_itself() if isinstance(sock, _ProxyCommand)
+                     and not isinstance(exc, paramiko.BadHostKeyException) and not is_auth_failure(exc) else None)
             client.close()
-            if isinstance(sock, paramiko.ProxyCommand) and (ended := _ended_command(sock)) is not None:
+            if ended is not None:
                 # The hint does not quote the command: errors land in results, and a command line may hold secrets.
                 raise _HopFailure(DeviceError(
                     self.device, f"ProxyCommand for {hop.address} ended without a connection: {ended}",
@@ -186,14 +193,45 @@ class Connector:
 
 
 class _ProxyCommand(paramiko.ProxyCommand):
-    """paramiko's, reading like a socket: a command that ended is end of file at once, where paramiko's would
-    spin until the connect timeout."""
+    """paramiko's, but reading like a socket (a command that ended is end of file at once, where paramiko's would
+    spin until the connect timeout), its stderr in a file (a chatty command never blocks on a full pipe), and
+    reaped when closed."""
+
+    def __init__(self, command_line: str) -> None:  # not super().__init__: it would pipe stderr
+        self.cmd = shlex.split(command_line)
+        self._stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                        bufsize=0)
+        self.timeout = None
 
     def recv(self, size: int) -> bytes:
         ready, _, _ = select.select([self.process.stdout], [], [], self.timeout)
         if not ready:
             raise TimeoutError()  # what paramiko expects of a socket timing out
         return os.read(self.process.stdout.fileno(), size)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=CLOSE_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        # stderr stays readable: paramiko closes the command when a handshake fails, before the error says why.
+
+    def ended_by_itself(self) -> str | None:
+        """How the command ended (exit status, last line of stderr) if it did on its own; None while it runs or
+        when it was stopped by us (paramiko's transport closes it on a failed handshake)."""
+        try:
+            status = self.process.wait(timeout=CLOSE_WAIT_S)  # a failed command is about to end, if not yet
+        except subprocess.TimeoutExpired:
+            return None
+        if status == -signal.SIGTERM:
+            return None
+        self._stderr.seek(0)
+        lines = self._stderr.read()[-STDERR_TAIL_BYTES:].decode(errors="replace").strip().splitlines()
+        return f"exit status {status}" + (f": {lines[-1]}" if lines else "")
 
 
 class _HopFailure(Exception):
@@ -203,16 +241,6 @@ class _HopFailure(Exception):
         super().__init__(str(error))
         self.error = error
         self.transient = transient
-
-
-def _ended_command(command: paramiko.ProxyCommand) -> str | None:
-    """How a ProxyCommand that has ended did (its exit status and last line of stderr); None while it runs."""
-    try:
-        status = command.process.wait(timeout=1)  # a command that failed is about to end, if it has not yet
-    except subprocess.TimeoutExpired:
-        return None
-    stderr = command.process.stderr.read().decode(errors="replace").strip().splitlines()
-    return f"exit status {status}" + (f": {stderr[-1]}" if stderr else "")
 
 
 def _client_trusting(known_hosts: KnownHosts, hop: SSHTarget, device: str) -> paramiko.SSHClient:

@@ -73,18 +73,17 @@ def resolve_target(
 def _resolve(host: str, user: str | None, port: int | None, identity_file: str | os.PathLike[str] | None,
              known_hosts: str | os.PathLike[str] | None, config_path: Path, accept_new_host_key: bool,
              proxy_jump: str | None, *, jumped_from: tuple[str, ...]) -> SSHTarget:
-    options = _read_ssh_config(config_path, host)
+    options = _read_ssh_config(config_path, host, user=user, port=port)
     jump_spec = proxy_jump if proxy_jump is not None else options.get("proxyjump")
-    proxy_command = options.get("proxycommand")
+    # An explicit proxy_jump (even "none", as with `ssh -J none`) replaces whatever the config routes through.
+    proxy_command = options.get("proxycommand") if proxy_jump is None else None
     if jump_spec is not None and jump_spec.strip().lower() == "none":
         jump_spec = None
     if proxy_command is not None and proxy_command.strip().lower() == "none":
         proxy_command = None
     if jump_spec and proxy_command:
-        if proxy_jump is None:
-            raise ConfigError(f"{config_path}: host '{host}' sets both ProxyJump and ProxyCommand",
-                              hint="keep one of them for this host")
-        proxy_command = None  # the inventory's proxy_jump is the explicit choice
+        raise ConfigError(f"{config_path}: host '{host}' sets both ProxyJump and ProxyCommand",
+                          hint="keep one of them for this host")
     if identity_file is not None:
         explicit = Path(identity_file).expanduser()
         if not explicit.is_file():
@@ -129,12 +128,15 @@ def _resolve_jumps(spec: str, config_path: Path, host: str, known_hosts: str | o
                     jumped_from=(*jumped_from, last))
 
 
-def _read_ssh_config(path: Path, host: str) -> paramiko.SSHConfigDict:
-    if not path.is_file():
-        return paramiko.SSHConfig().lookup(host)
+def _read_ssh_config(path: Path, host: str, *, user: str | None, port: int | None) -> paramiko.SSHConfigDict:
+    """The options for ``host``; an explicit ``user`` and ``port`` come first, as ``ssh -l``/``-p`` do, so that
+    the config's tokens (``%r``, ``%p`` in a ProxyCommand) expand to them too."""
+    explicit = "".join(f"    {key} {value}\n" for key, value in (("User", user), ("Port", port)) if value is not None)
     try:
-        return paramiko.SSHConfig.from_path(str(path)).lookup(host)
-    except (OSError, ValueError, paramiko.SSHException) as exc:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        # The first value read wins in SSH configs: a block of its own, before the file, holds the explicit ones.
+        return paramiko.SSHConfig.from_text(f"Host {host}\n{explicit}\n{text}" if explicit else text).lookup(host)
+    except (OSError, UnicodeDecodeError, ValueError, paramiko.SSHException) as exc:
         raise ConfigError(f"{path}: cannot read SSH config for host '{host}': {exc}") from exc
 
 
