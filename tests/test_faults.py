@@ -326,6 +326,23 @@ def test_the_runner_killed_on_the_board(isolated_cwd, bench_device, variants) ->
     assert "runner was killed by" in runs["fp16"]["error"] and "without a reply" in runs["fp16"]["error"]
 
 
+def test_a_runner_killed_in_a_later_round_keeps_the_rounds_before(isolated_cwd, bench_device, variants) -> None:
+    fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
+    bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
+                                        "--warmup", "1", "--min-seconds", "4"])
+    deadline = time.monotonic() + 120
+    while not any(run["variant"] == "fp16" for run in bench.runs()):  # fp16's first round is in
+        assert bench.process.poll() is None and time.monotonic() < deadline, bench.stderr()
+        time.sleep(0.05)
+
+    os.kill(bench.wait_for_runner(f"{fp16_sha}.tflite"), signal.SIGKILL)  # its second round's runner
+
+    assert bench.finish() == 1
+    fp16 = {run["variant"]: run for run in bench.runs()}["fp16"]
+    assert fp16["status"] == "failed" and "runner was killed by" in fp16["error"]
+    assert fp16["rounds"] == {"done": 1, "planned": 2} and fp16["latency_ms"]["n"] == len(fp16["samples_ms"]) > 0
+
+
 def test_a_full_disk_on_the_board_fails_only_the_variant_that_does_not_fit(capsys, isolated_cwd, bench_device,
                                                                            variants) -> None:
     require_root()

@@ -69,8 +69,16 @@ class RoundsAccumulator:
     error: str | None = None
 
     def to_record(self, base: dict[str, Any]) -> RunRecord:
-        if self.error is not None or not self.replies:
+        """The run: ok when every round is in; failed with the error otherwise, keeping the rounds measured."""
+        if not self.replies:
             return RunRecord(**base, status=STATUS_FAILED, error=self.error or "no measurement")
+        if self.error is not None:
+            record = self.measured(base)
+            record.status, record.error = STATUS_FAILED, self.error
+            return record
+        return self.measured(base)
+
+    def measured(self, base: dict[str, Any]) -> RunRecord:
         samples_ms = [ns / NS_PER_MS for reply in self.replies for ns in reply["samples_ns"]]
         first, last = self.replies[0], self.replies[-1]
         rss = [reply["peak_rss_mb"] for reply in self.replies if reply.get("peak_rss_mb") is not None]
@@ -90,7 +98,7 @@ class RoundsAccumulator:
 
     def unfinished_record(self, base: dict[str, Any], state: str) -> RunRecord:
         """The rounds measured so far of a run the bench has not finished: kept, as a failed run that says so."""
-        record = self.to_record(base)
+        record = self.measured(base)
         record.status = STATUS_FAILED
         record.error = f"{state}: {len(self.replies)} of {self.planned} rounds measured, their samples are kept"
         return record
@@ -347,17 +355,21 @@ def measure_interleaved(
                     accumulator.error = variant_error(device, target, exc)
                     progress(device.name, f"{target.label}: failed: {exc.detail}")
                     continue
-                # Every round on disk at once: a bench killed mid-group keeps what it measured.
+                # Every round on disk at once, a run as soon as its last round is in: a bench killed mid-group
+                # keeps what it measured.
                 if len(accumulator.replies) < plan.rounds:
                     keep(target, unfinished="not finished when this was written")
+                else:
+                    keep(target)
     except BenchCancelled:
         for target in targets:
             accumulator = accumulators[target.label]
-            if accumulator.error is None and accumulator.replies:  # a run whose rounds were all in is finished
-                keep(target, unfinished="interrupted" if len(accumulator.replies) < plan.rounds else None)
+            if len(accumulator.replies) < plan.rounds and (accumulator.replies or accumulator.error is not None):
+                keep(target, unfinished=None if accumulator.error is not None else "interrupted")
         raise
     for target in targets:
-        keep(target)
+        if len(accumulators[target.label].replies) < plan.rounds:  # the others were kept as their last round came
+            keep(target)
 
 
 def variant_error(device: Device, target: BenchTarget, exc: DeviceError) -> str:

@@ -57,6 +57,11 @@ class DeviceProcess(abc.ABC):
     def kill(self) -> None:
         """Kill the command (its whole process group on the device) and release the transport. Best effort."""
 
+    def abandon(self) -> None:
+        """Let go of a command on a device that stopped answering, without waiting for it: it ends with the
+        connection. Where a device always answers (this machine), that is a kill."""
+        self.kill()
+
     @property
     @abc.abstractmethod
     def stderr(self) -> bytes:

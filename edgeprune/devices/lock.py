@@ -72,6 +72,7 @@ class BoardLock:
         """For a device that stopped answering: no goodbye that would wait for it. Its lock goes with the
         connection, which the bench closes, or at the latest when the heartbeat stops arriving."""
         self._stop_beating()
+        self._process.abandon()  # and so no Ctrl-C tries to kill it there
 
     def _stop_beating(self) -> None:
         self._stop_heartbeat.set()

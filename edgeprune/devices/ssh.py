@@ -506,6 +506,9 @@ class SSHProcess(DeviceProcess):
             self._device.close()  # the device does not answer: dropping the connection ends the command there
         self._release()
 
+    def abandon(self) -> None:
+        self._release()  # no kill command: it would wait for the device, which does not answer
+
     @property
     def stderr(self) -> bytes:
         return bytes(self._output.stderr)
