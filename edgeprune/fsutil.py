@@ -28,11 +28,15 @@ def os_reason(exc: OSError, folder: Path) -> str:
     """Why writing in ``folder`` failed, in words.
 
     A file standing where a folder must be surfaces as "File exists" or "Not a directory" about some path;
-    naming that file says what to move.
+    naming that file says what to move. Never raises: a path that cannot even be looked at (a folder the user may
+    not enter, a name too long) leaves the reason as the OS gave it.
     """
-    nearest = next((path for path in (folder, *folder.parents) if path.exists()), None)
-    if nearest is not None and not nearest.is_dir():
-        return f"'{nearest}' is a file, not a folder"
+    try:
+        nearest = next((path for path in (folder, *folder.parents) if path.exists()), None)
+        if nearest is not None and not nearest.is_dir():
+            return f"'{nearest}' is a file, not a folder"
+    except OSError:
+        pass
     return exc.strerror or str(exc)
 
 

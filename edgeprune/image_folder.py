@@ -43,14 +43,34 @@ def feeds(input_shape: tuple[int, ...]) -> bool:
     return len(input_shape) == 3 and input_shape[-1] in (1, 3)
 
 
+def os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def is_image_folder(path: Path) -> bool:
+    """Whether a ``--data`` path is a folder (of images) rather than a file; a path that cannot be looked at is
+    a ``DataError`` naming it."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise DataError(f"cannot read data '{path}' ({os_reason(exc)})",
+                        hint="check the path and its permissions") from exc
+
+
 def scan_image_folder(path: Path) -> ImageFolder:
     """The folder's images and labels, checked before any image is decoded."""
     labels_file = path / LABELS_FILE
-    if labels_file.is_file():
+    try:
+        labelled = labels_file.is_file()
+        # Dotfiles are skipped: macOS leaves '._name.png' metadata files next to copied images.
+        files = () if labelled else tuple(sorted(
+            item for item in path.iterdir()
+            if item.suffix.lower() in IMAGE_SUFFIXES and not item.name.startswith(".") and item.is_file()))
+    except OSError as exc:
+        raise DataError(f"image folder '{path}' cannot be read ({os_reason(exc)})",
+                        hint="check the folder's permissions") from exc
+    if labelled:
         return read_labels(path, labels_file)
-    # Dotfiles are skipped: macOS leaves '._name.png' metadata files next to copied images.
-    files = tuple(sorted(item for item in path.iterdir()
-                         if item.suffix.lower() in IMAGE_SUFFIXES and not item.name.startswith(".") and item.is_file()))
     if not files:
         raise DataError(f"image folder '{path}' has no PNG, JPEG, BMP or GIF files at its top level",
                         hint=f"put the images there, or list them in {LABELS_FILE}: the header 'file,label', then one "
@@ -81,7 +101,12 @@ def read_labels(folder: Path, labels_file: Path) -> ImageFolder:
         name, label = row[0].strip(), row[1].strip()
         if not (label.isascii() and label.isdigit()):
             raise DataError(f"{where}: label '{label}' is not a class index", hint="labels are whole numbers 0, 1, 2, ...")
-        if not (folder / name).is_file():
+        try:
+            found = (folder / name).is_file()
+        except OSError as exc:
+            raise DataError(f"{where}: image '{name}' cannot be read in '{folder}' ({os_reason(exc)})",
+                            hint="check the path and its permissions") from exc
+        if not found:
             raise DataError(f"{where}: image '{name}' does not exist in '{folder}'",
                             hint="paths in labels.csv are relative to its folder")
         files.append(folder / name)

@@ -137,3 +137,66 @@ def test_an_export_source_replaced_by_another_model_is_one_line_naming_it(capsys
     assert line.endswith("outputs [N, 10] (it is not the model that was exported: re-run edgeprune export, or pass "
                          "--reference MODEL)")
     assert not (isolated_cwd / "results.json").exists()
+
+
+def two_headed_model(path):
+    """A tf_keras model whose first output (10 classes) the converter does not put first (the 3-wide one is)."""
+    from edgeprune import tfenv
+
+    keras = tfenv.tf_keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(10, activation="softmax", name="digits")(hidden),
+                                 keras.layers.Dense(3, name="parity")(hidden)])
+    model.save(path)
+    return model
+
+
+@pytest.fixture(scope="module")
+def two_headed_export(tmp_path_factory):
+    """(the export folder, its source model, evaluation data labelled with the first head's classes 0..9)."""
+    folder = tmp_path_factory.mktemp("two-headed")
+    source = folder / "two_heads.keras"
+    model = two_headed_model(source)
+    x = np.random.default_rng(0).standard_normal((24, 6)).astype(np.float32)
+    first_head = np.asarray(model(x, training=False)[0])
+    y = first_head.argmax(axis=1)
+    assert y.max() >= 3  # labels the 3-wide head could not have: scoring it would be refused, not just wrong
+    data = folder / "eval.npz"
+    np.savez(data, x=x, y=y)
+    assert main(["export", str(source), "-o", str(folder / "two_heads"), "--variants", "fp32"]) == 0
+    return folder / "two_heads", source, data, first_head
+
+
+def test_a_multi_output_model_is_scored_on_the_keras_first_output(capsys, isolated_cwd, two_headed_export):
+    from edgeprune.inspection.tflite_reader import parse_tflite
+    from fixtures.devices import write_inventory
+
+    export, source, data, first_head = two_headed_export
+    graph = parse_tflite((export / "fp32.tflite").read_bytes(), "fp32.tflite").model.subgraphs[0]
+    widths = [int(graph.tensors[index].shape[-1]) for index in graph.outputs]
+    assert widths == [3, 10]  # the premise: the Keras first output is not the variant's output_0
+    write_inventory(isolated_cwd, f'[devices.local]\nworkdir = "{isolated_cwd / "workdir"}"\n')
+    code = main(["bench", str(export), "--device", "local", "--data", str(data), "--runs", "1", "--rounds", "1",
+                 "--threads", "1", "-o", "results.json", "--no-history"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    [run] = json.loads((isolated_cwd / "results.json").read_text())["runs"]
+    accuracy = run["accuracy"]
+    assert accuracy["n"] == len(first_head) and accuracy["top1"] == 1.0 and accuracy["top1_agreement"] == 1.0
+    assert accuracy["max_abs_error"] < 1e-4 and accuracy["reference"] == str(source)
+
+
+def test_a_reference_with_other_outputs_than_a_multi_output_variant_is_refused(capsys, isolated_cwd,
+                                                                               two_headed_export):
+    export, _, data, _ = two_headed_export
+    reference = save_keras_model(isolated_cwd / "one_head.keras", (6,), 10)
+    code = main(["bench", str(export), "--data", str(data), "--reference", reference, "--runs", "1",
+                 "-o", "results.json", "--no-history"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line == (f"edgeprune: error: reference model '{reference}' does not match two_heads/fp32: the variant has 2 "
+                    "outputs, the Keras model 1 (pass --reference the Keras model two_heads was exported from)")
+    assert not (isolated_cwd / "results.json").exists()

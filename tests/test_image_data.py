@@ -1,7 +1,10 @@
 """A folder of images as evaluation data: decoded on the host, scored on the device like an .npz."""
 
 import json
+import os
 import struct
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,8 @@ import pytest
 from edgeprune import tfenv
 from edgeprune.cli import main
 from edgeprune.commands.bench import value_range
-from edgeprune.image_folder import load_image_folder, scan_image_folder
+from edgeprune.errors import DataError
+from edgeprune.image_folder import is_image_folder, load_image_folder, scan_image_folder
 from fixtures.models import MODELS
 
 SAMPLES = 50  # enough to compare top-1, few enough to stay fast
@@ -143,6 +147,8 @@ LABELS_PROBLEMS = [
     ("file,label\na.png,-1\n", "line 2: label '-1' is not a class index"),
     ("file,label\n\na.png,1,extra\n", "line 3: expected 2 fields"),
     ("file,label\na.png,1\na.png,12\n", "line 3: label 12 is out of range, the model has 10 classes (0..9)"),
+    # A name too long for any file system: looking it up fails (for root too), and says so.
+    (f"file,label\na.png,1\n{'x' * 300}.png,2\n", f"line 3: image '{'x' * 300}.png' cannot be read in"),
 ]
 
 
@@ -186,3 +192,58 @@ def test_an_image_folder_does_not_fit_a_model_without_image_input(capsys, isolat
 def test_image_range_misuse(capsys, isolated_cwd, tiny_tflite, args, expected):
     code = main(["bench", str(tiny_tflite), *args, "-o", "results.json"])
     expect_one_line(capsys, code, expected)
+
+
+@contextmanager
+def unprivileged():
+    """Permissions do not stop root: as root, act as ``nobody`` for the block (the real uid stays root, so the
+    effective one comes back); anyone else is stopped already."""
+    if os.geteuid() != 0:
+        yield
+        return
+    try:
+        os.seteuid(65534)
+    except OSError as exc:
+        pytest.skip(f"cannot drop root for a permission check: {exc}")
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@contextmanager
+def locked_folder(mode: int, labels: str | None = None):
+    """An image folder (one PNG, maybe labels.csv) with ``mode`` for everyone, under a folder anyone may enter."""
+    with tempfile.TemporaryDirectory() as base:
+        os.chmod(base, 0o755)
+        folder = write_folder(Path(base) / "images", np.zeros((1, 8, 8, 1), np.float32))
+        if labels is not None:
+            (folder / "sub").mkdir()
+            (folder / "labels.csv").write_text(labels)
+        locked = folder / "sub" if labels is not None else folder
+        os.chmod(locked, mode)
+        try:
+            yield folder
+        finally:
+            os.chmod(locked, 0o755)
+
+
+@pytest.mark.parametrize("mode", [0o111, 0o444], ids=["may-enter-not-list", "may-list-not-enter"])
+def test_an_unreadable_image_folder_is_a_data_error_naming_it(mode):
+    with locked_folder(mode) as folder, unprivileged(), pytest.raises(DataError) as error:
+        scan_image_folder(folder)
+    assert error.value.message == f"image folder '{folder}' cannot be read (Permission denied)"
+
+
+def test_a_labels_entry_in_an_unreadable_subfolder_is_a_data_error_naming_it():
+    labels = "file,label\nsub/a.png,1\n"
+    with locked_folder(0o444, labels=labels) as folder, unprivileged(), pytest.raises(DataError) as error:
+        scan_image_folder(folder)
+    assert error.value.message == (f"'{folder / 'labels.csv'}' line 2: image 'sub/a.png' cannot be read in "
+                                   f"'{folder}' (Permission denied)")
+
+
+def test_data_that_cannot_be_looked_at_is_a_data_error_naming_it():
+    with locked_folder(0o000) as folder, unprivileged(), pytest.raises(DataError) as error:
+        is_image_folder(folder / "eval.npz")
+    assert error.value.message == f"cannot read data '{folder / 'eval.npz'}' (Permission denied)"

@@ -6,13 +6,17 @@ chmod-ed folder does not stop).
 
 from __future__ import annotations
 
+import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from edgeprune.bench.stats import Latency
 from edgeprune.cli import main
-from edgeprune.fsutil import write_json_atomic
+from edgeprune.errors import UsageError
+from edgeprune.fsutil import os_reason, write_json_atomic
 from edgeprune.results.document import ResultsDocument, RunRecord
 
 BLOCKER = "blocker"  # a regular file, made by the fixture below, where a folder would have to be
@@ -92,3 +96,66 @@ def test_default_history_folder_that_cannot_be_made_exits_2(isolated_cwd, capsys
     assert one_error_line(capsys) == ("edgeprune: error: cannot create the results history in '.edgeprune': "
                                       "'.edgeprune' is a file, not a folder (choose a writable folder with --history DIR; bench also takes --no-history)")
     assert not Path("results.json").exists()
+
+
+TOO_LONG = "x" * 300  # a file name no file system takes: looking at a path under it fails, for root too
+
+
+def test_an_output_path_that_cannot_be_looked_at_exits_2_with_the_os_reason(blocked_cwd, capsys, tiny_tflite):
+    Path("results.json").unlink()
+    assert main(["bench", str(tiny_tflite), "--runs", "1", "--rounds", "1", "-o", f"{TOO_LONG}/results.json",
+                 "--no-history"]) == 2
+    assert one_error_line(capsys) == (f"edgeprune: error: cannot write results file '{TOO_LONG}/results.json': "
+                                      "File name too long (choose a writable path)")
+
+
+def test_a_step_summary_that_cannot_be_looked_at_is_still_only_a_warning(blocked_cwd, capsys, monkeypatch):
+    summary = blocked_cwd / TOO_LONG / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["gate", "results.json", "--policy", "policy.toml"]) == 0
+    captured = capsys.readouterr()
+    assert "gate passed" in captured.out
+    assert captured.err == (f"edgeprune: warning: cannot append the gate summary to $GITHUB_STEP_SUMMARY file "
+                            f"'{summary}': File name too long; the gate verdict is unaffected\n")
+
+
+@contextmanager
+def unprivileged():
+    """Permissions do not stop root: as root, act as ``nobody`` for the block (the real uid stays root, so the
+    effective one comes back); anyone else is stopped already."""
+    if os.geteuid() != 0:
+        yield
+        return
+    try:
+        os.seteuid(65534)
+    except OSError as exc:
+        pytest.skip(f"cannot drop root for a permission check: {exc}")
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_a_folder_the_user_may_not_enter_gives_the_os_reason_not_a_traceback():
+    """-o /root/x/results.json as a user: the walk looking for a file in the way must not raise."""
+    with tempfile.TemporaryDirectory() as base:
+        locked = Path(base) / "locked"
+        locked.mkdir(mode=0o700)
+        os.chmod(base, 0o755)
+        os.chmod(locked, 0o000)
+        target = locked / "x" / "results.json"
+        try:
+            with unprivileged():
+                with pytest.raises(PermissionError) as raised:
+                    target.parent.exists()  # the premise: merely looking raises
+                assert os_reason(raised.value, target.parent) == "Permission denied"
+                with pytest.raises(UsageError) as error:
+                    write_json_atomic(target, {}, what="results file")
+            assert error.value.message == f"cannot write results file '{target}': Permission denied"
+        finally:
+            os.chmod(locked, 0o700)
+
+
+def test_os_reason_falls_back_to_the_exception_text():
+    assert os_reason(PermissionError(13, "Permission denied"), Path(TOO_LONG) / "x") == "Permission denied"
+    assert os_reason(OSError("no strerror"), Path(TOO_LONG)) == "no strerror"

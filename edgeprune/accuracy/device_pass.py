@@ -37,7 +37,8 @@ def measure_accuracy(
         local = Path(folder) / name
         runner.device.download(remote_outputs, local)
         with np.load(local, allow_pickle=False) as archive:
-            outputs = archive["output_0"]
+            # The variant's output that is the Keras model's first: a converter may reorder a model's outputs.
+            outputs = archive[f"output_{plan.head(model_sha256)}"]
     figures = compare_outputs(outputs, plan.reference, plan.dataset.y).to_json()
     figures["reference"] = plan.reference_source
     figures["data"] = str(plan.dataset.path)

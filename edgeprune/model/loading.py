@@ -46,8 +46,12 @@ class LoadedModel:
         return tuple(self.model.inputs[0].shape)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model's FIRST output on ``x`` (of a dict output, its first key's), the order ``pair_outputs`` in
+        ``convert.validation`` pairs the Keras outputs in; a converted variant need not put it first."""
         outputs = self.model(x, training=False)
-        if isinstance(outputs, (list, tuple)):
+        if isinstance(outputs, dict):
+            outputs = next(iter(outputs.values()))
+        elif isinstance(outputs, (list, tuple)):
             outputs = outputs[0]
         return np.asarray(outputs, dtype=np.float32)
 
