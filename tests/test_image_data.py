@@ -12,6 +12,7 @@ import pytest
 
 from edgeprune import tfenv
 from edgeprune.cli import main
+from fixtures.privileges import unprivileged
 from edgeprune.commands.bench import value_range
 from edgeprune.errors import DataError
 from edgeprune.image_folder import is_image_folder, load_image_folder, scan_image_folder
@@ -194,21 +195,6 @@ def test_image_range_misuse(capsys, isolated_cwd, tiny_tflite, args, expected):
     expect_one_line(capsys, code, expected)
 
 
-@contextmanager
-def unprivileged():
-    """Permissions do not stop root: as root, act as ``nobody`` for the block (the real uid stays root, so the
-    effective one comes back); anyone else is stopped already."""
-    if os.geteuid() != 0:
-        yield
-        return
-    try:
-        os.seteuid(65534)
-    except OSError as exc:
-        pytest.skip(f"cannot drop root for a permission check: {exc}")
-    try:
-        yield
-    finally:
-        os.seteuid(0)
 
 
 @contextmanager

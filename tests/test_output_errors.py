@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from edgeprune.bench.stats import Latency
 from edgeprune.cli import main
+from fixtures.privileges import unprivileged
 from edgeprune.errors import UsageError
 from edgeprune.fsutil import os_reason, write_json_atomic
 from edgeprune.results.document import ResultsDocument, RunRecord
@@ -119,21 +119,6 @@ def test_a_step_summary_that_cannot_be_looked_at_is_still_only_a_warning(blocked
                             f"'{summary}': File name too long; the gate verdict is unaffected\n")
 
 
-@contextmanager
-def unprivileged():
-    """Permissions do not stop root: as root, act as ``nobody`` for the block (the real uid stays root, so the
-    effective one comes back); anyone else is stopped already."""
-    if os.geteuid() != 0:
-        yield
-        return
-    try:
-        os.seteuid(65534)
-    except OSError as exc:
-        pytest.skip(f"cannot drop root for a permission check: {exc}")
-    try:
-        yield
-    finally:
-        os.seteuid(0)
 
 
 def test_a_folder_the_user_may_not_enter_gives_the_os_reason_not_a_traceback():
