@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the sshd fixture's helpers are plain functions: reuse them
 
+from edgeprune.reports.table import format_table  # noqa: E402
 from fixtures.models import build_tiny_classifier, convert  # noqa: E402
 from fixtures.sshd import SSHServer, generate_key, start_sshd  # noqa: E402
 
@@ -156,14 +157,11 @@ def report(results: list[LoadResult]) -> None:
     variants = 4
     print(f"\n{BOARDS} loopback OpenSSH boards, {variants} tiny variants, bench options {' '.join(BENCH_OPTIONS)}; "
           f"{os.cpu_count()} CPU cores shared by every board\n")
-    header = (f"{'boards':>6} {'wall s':>7} {'slowest device s':>17} {'CPU s (machine)':>16} {'runs kept':>10} "
-              f"{'ok':>4} {'in history':>11}")
-    print(header)
-    print("-" * len(header))
-    for result in results:
-        print(f"{result.boards:>6} {result.wall_seconds:>7.1f} {result.slowest_device_seconds:>17.1f} "
-              f"{result.cpu_seconds:>16.1f} {result.runs_in_results:>6}/{result.boards * variants:<3} "
-              f"{result.runs_ok:>4} {result.runs_in_history:>11}")
+    print(format_table(
+        ["boards", "wall s", "slowest device s", "CPU s (machine)", "runs kept", "ok", "in history"],
+        [[result.boards, f"{result.wall_seconds:.1f}", f"{result.slowest_device_seconds:.1f}",
+          f"{result.cpu_seconds:.1f}", f"{result.runs_in_results}/{result.boards * variants}", result.runs_ok,
+          result.runs_in_history] for result in results]))
     one = min(result.wall_seconds for result in results if result.boards == 1)
     many = [result for result in results if result.boards == BOARDS]
     eight = min(result.wall_seconds for result in many)

@@ -34,6 +34,7 @@ from edgeprune.bench.session import BenchPlan
 from edgeprune.convert.export import ExportRequest, export
 from edgeprune.convert.variants import parse_variant_list
 from edgeprune.devices.inventory import Inventory
+from edgeprune.reports.table import format_table
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the sshd fixture's helpers are plain functions: reuse them
@@ -140,14 +141,11 @@ def noop_command_ms(device_name: str) -> float:
 
 
 def print_table(costs: list[BenchCost]) -> None:
-    header = f"{'device':<8} {'bench':<17} {'wall s':>7} {'runner s':>9} {'overhead s':>11} {'calls':>6} " \
-             f"{'overhead/call ms':>17} {'uploaded bytes':>15}"
-    print(header)
-    print("-" * len(header))
-    for cost in costs:
-        print(f"{cost.device:<8} {cost.attempt:<17} {cost.wall_seconds:>7.2f} {cost.runner_seconds:>9.2f} "
-              f"{cost.overhead_seconds:>11.2f} {cost.runner_calls:>6} {cost.overhead_per_call_ms:>17.1f} "
-              f"{cost.uploaded_bytes:>15,}")
+    print(format_table(
+        ["device", "bench", "wall s", "runner s", "overhead s", "calls", "overhead/call ms", "uploaded bytes"],
+        [[cost.device, cost.attempt, f"{cost.wall_seconds:.2f}", f"{cost.runner_seconds:.2f}",
+          f"{cost.overhead_seconds:.2f}", cost.runner_calls, f"{cost.overhead_per_call_ms:.1f}",
+          f"{cost.uploaded_bytes:,}"] for cost in costs]))
 
 
 def verdict(costs: list[BenchCost]) -> str:

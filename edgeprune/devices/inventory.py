@@ -36,7 +36,7 @@ from .base import Device
 from .labgrid import LabgridDevice
 from .local import LocalDevice
 from .ssh import SSHDevice
-from .ssh_target import JUMP_HOST
+from .ssh_target import is_jump_spec
 
 ENV_VAR = "EDGEPRUNE_INVENTORY"
 DEFAULT_FILE = Path("edgeprune.toml")
@@ -263,12 +263,10 @@ def _check_values(table: Mapping[str, Any], where: _Table) -> None:
         raise where.error("threads", f"threads must be at least 1, not {table['threads']}")
     if not all(isinstance(tag, str) and tag for tag in table.get("tags", [])):
         raise where.error("tags", "tags must be a list of non-empty strings")
-    for key in ("host", "user", "python", "workdir", "identity_file", "proxy_jump", "labgrid_place",
-                "labgrid_coordinator"):
-        if key in table and not table[key].strip():
+    for key, (kind, _) in _KEY_TYPES.items():
+        if kind is str and key in table and not table[key].strip():
             raise where.error(key, f"key '{key}' is empty")
-    jumps = table.get("proxy_jump", "none")
-    if jumps.strip().lower() != "none" and not all(JUMP_HOST.fullmatch(hop.strip()) for hop in jumps.split(",")):
+    if not is_jump_spec(jumps := table.get("proxy_jump", "none")):
         raise where.error("proxy_jump", f"proxy_jump '{jumps}' is not [user@]host[:port]",
                           hint='e.g. proxy_jump = "bastion" or "admin@gw.lab:2222,inner" for several hops')
     if "labgrid_tags" in table and not table["labgrid_tags"]:

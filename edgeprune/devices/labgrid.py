@@ -41,25 +41,16 @@ class LabgridDevice(Device):
         place: str | None = None,
         place_tags: Mapping[str, str] | None = None,
         coordinator: str | None = None,
-        identity_file: str | os.PathLike[str] | None = None,
-        python: str = "python3",
-        workdir: str | None = None,
-        threads: int | None = None,
-        tags: Sequence[str] = (),
-        accept_new_host_key: bool = False,
-        known_hosts: str | os.PathLike[str] | None = None,
-        ssh_config: str | os.PathLike[str] | None = None,
-        proxy_jump: str | None = None,
+        **ssh_settings: Any,
     ) -> None:
-        super().__init__(name, python=python, threads=threads, tags=tags)
+        """``ssh_settings``: keywords of :class:`SSHDevice` (python, workdir, keys ...) but not its address (host,
+        user, port), which the acquired place's NetworkService gives."""
+        super().__init__(name, python=ssh_settings.get("python", "python3"), threads=ssh_settings.get("threads"),
+                         tags=ssh_settings.get("tags", ()))
         places = _import_labgrid_places(name)
         self.coordinator = coordinator or os.environ.get(COORDINATOR_ENV) or DEFAULT_COORDINATOR
         self.wanted = places.PlaceFilter(place, dict(place_tags or {}))
-        self._ssh_settings: dict[str, Any] = {
-            "identity_file": identity_file, "python": python, "workdir": workdir, "threads": threads, "tags": tags,
-            "accept_new_host_key": accept_new_host_key, "known_hosts": known_hosts, "ssh_config": ssh_config,
-            "proxy_jump": proxy_jump,
-        }
+        self._ssh_settings = ssh_settings
         self._claim: PlaceClaim | None = None
         self._board: SSHDevice | None = None
         self._served_by: AcquiredPlace | None = None  # kept after close(), for the results

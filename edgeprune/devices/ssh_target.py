@@ -17,7 +17,7 @@ import paramiko
 from ..errors import ConfigError
 
 # One ProxyJump hop: [user@]host[:port], optionally as an ssh:// URI, IPv6 addresses in brackets.
-JUMP_HOST = re.compile(r"(?:ssh://)?(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:@/\[\]]+)(?::(?P<port>\d+))?/?")
+_JUMP_HOST = re.compile(r"(?:ssh://)?(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:@/\[\]]+)(?::(?P<port>\d+))?/?")
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,17 @@ def _resolve(host: str, user: str | None, port: int | None, identity_file: str |
     )
 
 
+def is_jump_spec(spec: str) -> bool:
+    """Whether ``spec`` is a ProxyJump value: ``none``, or ``[user@]host[:port]`` hops separated by commas."""
+    return spec.strip().lower() == "none" or all(_JUMP_HOST.fullmatch(hop.strip()) for hop in spec.split(","))
+
+
 def _resolve_jumps(spec: str, config_path: Path, host: str, known_hosts: str | os.PathLike[str] | None,
                    accept_new_host_key: bool, jumped_from: tuple[str, ...]) -> SSHTarget:
     """The last hop of ``a,b,c``, reached through the ones before it (as ``ssh -J a,b,c`` does); the first hop
     follows its own config."""
     *earlier, last = [part.strip() for part in spec.split(",")]
-    match = JUMP_HOST.fullmatch(last)
+    match = _JUMP_HOST.fullmatch(last)
     if not last or match is None:
         raise ConfigError(f"host '{host}': ProxyJump '{spec}' is not [user@]host[:port][,...]",
                           hint=f"fix it in {config_path} or the inventory's proxy_jump")
