@@ -105,8 +105,9 @@ def run_bench(folder: Path, home: Path, variants: Path, boards: int, attempt: st
     environment.pop("SSH_AUTH_SOCK", None)
     started, cpu_before = time.perf_counter(), busy_cpu_seconds()
     completed = subprocess.run(
-        [sys.executable, "-m", "edgeprune", "bench", *map(str, sorted(variants.glob("*.tflite"))), *selection, *BENCH_OPTIONS, "-o", str(results),
-         "--label", attempt, "--history", str(folder / "history")],
+        [sys.executable, "-m", "edgeprune", "bench", *map(str, sorted(variants.glob("*.tflite"))), *selection,
+         *BENCH_OPTIONS, "-o", str(results), "--label", attempt, "--history", str(folder / "history"),
+         "--inventory", str(folder / "edgeprune.toml")],  # not a $EDGEPRUNE_INVENTORY of the caller's
         cwd=folder, env=environment, capture_output=True, text=True, check=False,
     )
     wall, cpu = time.perf_counter() - started, busy_cpu_seconds() - cpu_before

@@ -61,8 +61,9 @@ def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return checked_inputs(path, read_npz(path), input_shape)
 
 
-def load_dataset(path: Path, input_shape: tuple[int, ...], num_classes: int | None) -> Dataset:
-    arrays = read_npz(path)
+def load_dataset(path: Path, arrays: dict[str, np.ndarray], input_shape: tuple[int, ...],
+                 num_classes: int | None) -> Dataset:
+    """The data set in ``arrays`` (``read_npz(path)``), checked against the model."""
     x = checked_inputs(path, arrays, input_shape)
     y = arrays.get("y")
     if y is not None:

@@ -32,12 +32,17 @@ def os_reason(exc: OSError, folder: Path) -> str:
     not enter, a name too long) leaves the reason as the OS gave it.
     """
     try:
-        nearest = next((path for path in (folder, *folder.parents) if path.exists()), None)
-        if nearest is not None and not nearest.is_dir():
+        nearest = nearest_existing(folder)
+        if not nearest.is_dir():
             return f"'{nearest}' is a file, not a folder"
     except OSError:
         pass
     return exc.strerror or str(exc)
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (the root at the latest)."""
+    return next((candidate for candidate in (path, *path.parents) if candidate.exists()), Path(path.anchor or "."))
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, what: str = "file") -> None:

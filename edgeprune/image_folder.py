@@ -43,7 +43,7 @@ def feeds(input_shape: tuple[int, ...]) -> bool:
     return len(input_shape) == 3 and input_shape[-1] in (1, 3)
 
 
-def os_reason(exc: OSError) -> str:
+def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
@@ -53,7 +53,7 @@ def is_image_folder(path: Path) -> bool:
     try:
         return path.is_dir()
     except OSError as exc:
-        raise DataError(f"cannot read data '{path}' ({os_reason(exc)})",
+        raise DataError(f"cannot read data '{path}' ({_reason(exc)})",
                         hint="check the path and its permissions") from exc
 
 
@@ -67,7 +67,7 @@ def scan_image_folder(path: Path) -> ImageFolder:
             item for item in path.iterdir()
             if item.suffix.lower() in IMAGE_SUFFIXES and not item.name.startswith(".") and item.is_file()))
     except OSError as exc:
-        raise DataError(f"image folder '{path}' cannot be read ({os_reason(exc)})",
+        raise DataError(f"image folder '{path}' cannot be read ({_reason(exc)})",
                         hint="check the folder's permissions") from exc
     if labelled:
         return read_labels(path, labels_file)
@@ -104,7 +104,7 @@ def read_labels(folder: Path, labels_file: Path) -> ImageFolder:
         try:
             found = (folder / name).is_file()
         except OSError as exc:
-            raise DataError(f"{where}: image '{name}' cannot be read in '{folder}' ({os_reason(exc)})",
+            raise DataError(f"{where}: image '{name}' cannot be read in '{folder}' ({_reason(exc)})",
                             hint="check the path and its permissions") from exc
         if not found:
             raise DataError(f"{where}: image '{name}' does not exist in '{folder}'",

@@ -15,7 +15,7 @@ from ..convert.validation import reference_outputs as keras_outputs
 from ..data import Dataset, load_dataset, read_npz
 from ..errors import DataError
 from ..hashing import file_sha256
-from ..image_folder import (DEFAULT_IMAGE_RANGE, ImageFolder, feeds, is_image_folder, load_image_folder,
+from ..image_folder import (ImageFolder, feeds, is_image_folder, load_image_folder,
                             scan_image_folder)
 from ..model.loading import LoadedModel, load_model
 
@@ -79,7 +79,7 @@ class KerasReference:
 
 def plan_accuracy(
     targets: Sequence[BenchTarget], data_files: Sequence[Path], reference_model: Path | None, scratch: Path,
-    image_range: tuple[float, float] = DEFAULT_IMAGE_RANGE,
+    image_range: tuple[float, float],
 ) -> dict[str, ModelAccuracyPlan]:
     """model -> its accuracy plan, on the data set that fits it (see ``fitting_dataset``).
 
@@ -127,7 +127,7 @@ def fitting_dataset(
     folder (images are resized, so a folder fits every image model and an exact .npz is preferred)."""
     path = next((p for p, a in arrays.items() if "x" in a and tuple(a["x"].shape[1:]) == input_shape), None)
     if path is not None:
-        return load_dataset(path, input_shape, classes)
+        return load_dataset(path, arrays[path], input_shape, classes)
     if folders and feeds(input_shape):
         return load_image_folder(folders[0], input_shape, classes, image_range)
     given = [f"'{p}' (x {list(a['x'].shape) if 'x' in a else 'missing'})" for p, a in arrays.items()]

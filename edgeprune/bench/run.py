@@ -16,7 +16,7 @@ from ..accuracy.reference import ModelAccuracyPlan, plan_accuracy
 from ..devices.base import Device
 from ..devices.inventory import LOCAL, Inventory
 from ..errors import EdgepruneError, UsageError
-from ..image_folder import DEFAULT_IMAGE_RANGE
+from ..image_folder import DEFAULT_IMAGE_RANGE, is_image_folder
 from ..results.document import ResultsDocument, ResultsWriter
 from ..results.history import History
 from .session import BenchPlan, Progress, bench_device, fail_unopened
@@ -55,7 +55,7 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
     targets = collect_targets(request.paths)
     if request.reference and not request.data:
         raise UsageError("--reference needs --data", hint="pass the evaluation data to compare outputs on")
-    if request.image_range and not any(path.is_dir() for path in request.data):
+    if request.image_range and not any(is_image_folder(path) for path in request.data):
         raise UsageError("--image-range scales the images of an image folder, and no --data is a folder",
                          hint="drop --image-range, or pass the image folder with --data")
     inventory = Inventory.load(request.inventory)

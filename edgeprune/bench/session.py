@@ -72,11 +72,17 @@ class RoundsAccumulator:
         """The run: ok when every round is in; failed with the error otherwise, keeping the rounds measured."""
         if not self.replies:
             return RunRecord(**base, status=STATUS_FAILED, error=self.error or "no measurement")
-        if self.error is not None:
-            record = self.measured(base)
-            record.status, record.error = STATUS_FAILED, self.error
-            return record
-        return self.measured(base)
+        return self.measured(base) if self.error is None else self.failed(base, self.error)
+
+    def unfinished_record(self, base: dict[str, Any], state: str) -> RunRecord:
+        """The rounds measured so far of a run the bench has not finished: kept, as a failed run that says so."""
+        return self.failed(base, f"{state}: {len(self.replies)} of {self.planned} rounds measured, their samples "
+                                 "are kept")
+
+    def failed(self, base: dict[str, Any], error: str) -> RunRecord:
+        record = self.measured(base)
+        record.status, record.error = STATUS_FAILED, error
+        return record
 
     def measured(self, base: dict[str, Any]) -> RunRecord:
         samples_ms = [ns / NS_PER_MS for reply in self.replies for ns in reply["samples_ns"]]
@@ -95,13 +101,6 @@ class RoundsAccumulator:
             board_state={"before": first["state_before"], "after": last["state_after"]},
             rounds={"done": len(self.replies), "planned": self.planned},
         )
-
-    def unfinished_record(self, base: dict[str, Any], state: str) -> RunRecord:
-        """The rounds measured so far of a run the bench has not finished: kept, as a failed run that says so."""
-        record = self.measured(base)
-        record.status = STATUS_FAILED
-        record.error = f"{state}: {len(self.replies)} of {self.planned} rounds measured, their samples are kept"
-        return record
 
 
 class BenchCancelled(Exception):
@@ -223,24 +222,28 @@ def fail_every_run(session: DeviceSession, targets: Sequence[BenchTarget], plan:
     device = session.device
     session.error = str(exc)
     progress(device.name, f"unusable: {exc.detail}")
-    for target in targets:
-        for threads in thread_counts(plan, device):
-            for xnnpack in plan.xnnpack_modes:
-                writer.add(RunRecord(**run_identity(device, target, threads, xnnpack, None),
-                                     status=STATUS_FAILED, error=str(exc)))
+    record_failed_runs(writer, device.name, targets, thread_counts(plan, device), plan.xnnpack_modes, str(exc),
+                       device_summary(device, None))
 
 
 def fail_unopened(name: str, error: EdgepruneError, targets: Sequence[BenchTarget], plan: BenchPlan,
                   writer: ResultsWriter, progress: Progress) -> dict[str, Any]:
     """A device that could not even be opened: each of its runs failed with why. Returns its devices entry."""
     progress(name, f"unusable: {error.message}")
-    for target in targets:
-        for threads in plan.threads or (None,):  # its own thread setting is unknown
-            for xnnpack in plan.xnnpack_modes:
-                writer.add(RunRecord(**target_identity(name, target, threads, xnnpack, None),
-                                     status=STATUS_FAILED, error=str(error)))
+    # Its own thread setting is unknown.
+    record_failed_runs(writer, name, targets, plan.threads or (None,), plan.xnnpack_modes, str(error), None)
     return {"address": "", "info": None, "error": str(error), "uploaded_bytes": 0, "wall_seconds": 0.0,
             "runner_seconds": 0.0}
+
+
+def record_failed_runs(writer: ResultsWriter, device: str, targets: Sequence[BenchTarget],
+                       threads: Sequence[int | None], xnnpack_modes: Sequence[bool], error: str,
+                       device_info: dict[str, Any] | None) -> None:
+    for target in targets:
+        for thread_count in threads:
+            for xnnpack in xnnpack_modes:
+                writer.add(RunRecord(**target_identity(device, target, thread_count, xnnpack, device_info),
+                                     status=STATUS_FAILED, error=error))
 
 
 def measure_locked(

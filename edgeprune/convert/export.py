@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import os
 import shutil
 import time
@@ -18,7 +19,7 @@ from ..data import load_calibration
 from ..devices.local import LocalDevice
 from ..devices.runner import RunnerClient, runner_script
 from ..errors import ConversionError, UsageError
-from ..fsutil import WRITABLE_PATH_HINT, os_reason, publish_dir, staging_dir_for
+from ..fsutil import WRITABLE_PATH_HINT, nearest_existing, os_reason, publish_dir, staging_dir_for
 from ..hashing import file_sha256
 from ..inspection import inspect_loaded_model, sparse_tensor_count
 from ..model.loading import LoadedModel, load_model
@@ -76,7 +77,7 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
             for spec in specs:
                 progress(f"{spec.name}: converting")
                 record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner,
-                                       outdir=request.outdir)
+                                       request.outdir)
                 progress(f"{spec.name}: {'valid' if record.valid else 'invalid: ' + str(record.error)}")
                 records.append(record)
         manifest = Manifest(
@@ -111,9 +112,7 @@ def check_outdir(outdir: Path) -> None:
                 f"output '{outdir}' exists and is not an edgeprune export folder",
                 hint="choose a new -o folder or remove it",
             )
-        ancestor = outdir.absolute().parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
+        ancestor = nearest_existing(outdir.absolute().parent)
     except OSError as exc:
         raise output_error(outdir, exc) from exc
     if not ancestor.is_dir():
@@ -182,10 +181,9 @@ def build_variant(
     reference: list[ReferenceOutput],
     real_samples: bool,
     runner: RunnerClient,
-    outdir: Path | None = None,
+    outdir: Path,
 ) -> VariantRecord:
     """Convert, write into ``staging`` and validate one variant; ``outdir`` (for messages) is where it will land."""
-    target = outdir or staging
     started = time.perf_counter()
     try:
         flatbuffer = converter.convert(spec, calibration)
@@ -194,7 +192,7 @@ def build_variant(
                              False, exc.message, None, time.perf_counter() - started)
     conversion_seconds = time.perf_counter() - started
     path = staging / f"{spec.name}.tflite"
-    writing_output(target, lambda: path.write_bytes(flatbuffer))
+    writing_output(outdir, lambda: path.write_bytes(flatbuffer))
     validation = validate_variant(path, spec, samples, reference, real_inputs=real_samples, runner=runner)
     record = VariantRecord(
         name=spec.name,
@@ -203,7 +201,7 @@ def build_variant(
         file=path.name,
         size_bytes=len(flatbuffer),
         gzip_bytes=len(gzip.compress(flatbuffer, compresslevel=9, mtime=0)),
-        sha256=file_sha256(path),
+        sha256=hashlib.sha256(flatbuffer).hexdigest(),
         sparse_tensors=sparse_tensor_count(flatbuffer),
         valid=validation.valid,
         error=validation.error,
@@ -212,8 +210,11 @@ def build_variant(
     )
     if not validation.valid:
         # Kept for bug reports, out of the deliverables' way.
-        writing_output(target, lambda: (staging / REJECTED_DIR).mkdir(exist_ok=True))
-        writing_output(target, lambda: path.rename(staging / REJECTED_DIR / path.name))
+        def reject() -> None:
+            (staging / REJECTED_DIR).mkdir(exist_ok=True)
+            path.rename(staging / REJECTED_DIR / path.name)
+
+        writing_output(outdir, reject)
         record.file = None
         record.rejected_file = f"{REJECTED_DIR}/{path.name}"
     return record
