@@ -23,6 +23,7 @@ from ..accuracy.metrics import OutputComparison, compare_outputs
 from ..devices.runner import RunnerClient
 from ..errors import ModelLoadError, RunnerError
 from ..inspection.tflite_reader import parse_tflite
+from ..model.loading import keras_outputs
 from .variants import FLOAT16, FLOAT32, VariantSpec
 
 # Allowed max |error| relative to the reference outputs' scale (per output). Float variants must agree closely;
@@ -74,16 +75,14 @@ class Validation:
 
 def reference_outputs(model: Any, inputs: np.ndarray) -> list[ReferenceOutput]:
     """Every output of a tf_keras or Keras 3 model on ``inputs``, in the model's own order."""
-    outputs = model(inputs, training=False)
-    if isinstance(outputs, dict):
-        return [ReferenceOutput((str(key),), np.asarray(value, dtype=np.float32)) for key, value in outputs.items()]
-    if not isinstance(outputs, (list, tuple)):
-        outputs = [outputs]
     names = list(getattr(model, "output_names", None) or [])
     references = []
-    for index, value in enumerate(outputs):
-        candidates = ([str(names[index])] if index < len(names) else []) + [f"output_{index}"]
-        references.append(ReferenceOutput(tuple(dict.fromkeys(candidates)), np.asarray(value, dtype=np.float32)))
+    for index, (key, value) in enumerate(keras_outputs(model, inputs)):
+        if key is not None:
+            candidates = [key]
+        else:
+            candidates = ([str(names[index])] if index < len(names) else []) + [f"output_{index}"]
+        references.append(ReferenceOutput(tuple(dict.fromkeys(candidates)), value))
     return references
 
 

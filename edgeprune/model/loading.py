@@ -48,15 +48,21 @@ class LoadedModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's FIRST output on ``x`` (of a dict output, its first key's), the order ``pair_outputs`` in
         ``convert.validation`` pairs the Keras outputs in; a converted variant need not put it first."""
-        outputs = self.model(x, training=False)
-        if isinstance(outputs, dict):
-            outputs = next(iter(outputs.values()))
-        elif isinstance(outputs, (list, tuple)):
-            outputs = outputs[0]
-        return np.asarray(outputs, dtype=np.float32)
+        return keras_outputs(self.model, x)[0][1]
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "format": self.format, "stripped": self.stripped}
+
+
+def keras_outputs(model: Any, x: np.ndarray) -> list[tuple[str | None, np.ndarray]]:
+    """Every output of a tf_keras or Keras 3 model on ``x``, in the model's own order, with its key when the model
+    returns a dict."""
+    outputs = model(x, training=False)
+    if isinstance(outputs, dict):
+        return [(str(key), np.asarray(value, dtype=np.float32)) for key, value in outputs.items()]
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return [(None, np.asarray(value, dtype=np.float32)) for value in outputs]
 
 
 def detect_format(path: Path) -> str:
