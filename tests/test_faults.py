@@ -29,6 +29,7 @@ from edgeprune.devices.lock import BoardLock
 from edgeprune.devices.runner import runner_script
 from edgeprune.devices.ssh import SSHDevice
 from edgeprune.errors import DeviceTimeout
+from fixtures.held_runner import HeldRunner
 from fixtures.sshd import SSHClientFiles, SSHServer, start_sshd
 
 pytestmark = pytest.mark.faults
@@ -48,9 +49,8 @@ def require_root() -> None:
 # -- processes ---------------------------------------------------------------------------------------------------
 
 
-def processes_with(*markers: str, program: str | None = None) -> list[int]:
-    """Live processes whose command line contains every marker (the boards are this machine), and that run
-    ``program`` if given (not, say, the shell that is about to exec it)."""
+def processes_with(*markers: str) -> list[int]:
+    """Live processes whose command line contains every marker (the boards are this machine)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -60,8 +60,7 @@ def processes_with(*markers: str, program: str | None = None) -> list[int]:
         except OSError:
             continue  # ended while we looked
         command_line = b" ".join(argv)
-        if all(marker.encode() in command_line for marker in markers) and program in (
-                None, argv[0].decode(errors="replace")):
+        if all(marker.encode() in command_line for marker in markers):
             found.append(int(entry.name))
     return found
 
@@ -117,14 +116,9 @@ class RunningBench:
             return []
         return [run for run in json.loads(self.results.read_text())["runs"] if device in (None, run["device"])]
 
-    def wait_for_runner(self, *markers: str, within: float = 180.0) -> int:
-        """The PID of the board's runner whose command line has every marker, once it runs."""
-        deadline = time.monotonic() + within
-        while not (runners := processes_with(*markers, program=sys.executable)):
-            assert self.process.poll() is None, f"the bench ended early:\n{self.stderr()}"
-            assert time.monotonic() < deadline, f"no runner with {markers} within {within:g} s:\n{self.stderr()}"
-            time.sleep(0.05)
-        return runners[0]
+    def hold(self, runner: HeldRunner) -> int:
+        """The PID of the call ``runner`` holds, once it is held: it stays in progress until the test acts."""
+        return runner.wait_until_held(self.process)
 
     def finish(self, within: float = 300.0) -> int:
         try:
@@ -203,25 +197,36 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def write_inventory(folder: Path, board: SSHServer) -> None:
-    """``victim``, the board the fault hits, and ``local``, which must be unaffected."""
+def write_inventory(folder: Path, board: SSHServer, python: Path) -> None:
+    """``victim``, the board the fault hits (its runner started by ``python``), and ``local``, which must be
+    unaffected."""
     (folder / "edgeprune.toml").write_text(
         f'[devices.local]\nworkdir = "{folder / "local workdir"}"\n\n'
         f'[devices.victim]\nhost = "{board.host}"\nport = {board.port}\nuser = "{board.user}"\n'
-        f'identity_file = "{board.client_key}"\npython = "{sys.executable}"\nworkdir = "{folder / "victim workdir"}"\n'
+        f'identity_file = "{board.client_key}"\npython = "{python}"\nworkdir = "{folder / "victim workdir"}"\n'
     )
 
 
-# Two thread counts: the first group's runs land (and are kept) before the fault hits during the second. Each
-# runner call takes 2 s, so a fault sent as the second group's first call starts lands before its variant's
-# second round even on a busy machine.
+def use_python(folder: Path, python: Path) -> None:
+    """Point the one device of ``bench_device``'s inventory at ``python``."""
+    inventory = folder / "edgeprune.toml"
+    lines = [line for line in inventory.read_text().splitlines() if not line.startswith("python = ")]
+    inventory.write_text("\n".join([*lines, f'python = "{python}"']) + "\n")
+
+
+# Two thread counts: the first group's runs land (and are kept) before the fault hits during the second, whose
+# first call the victim's runner holds until the fault has struck.
 TWO_GROUPS = ["--device", "victim", "--device", "local", "--threads", "1,2", "--rounds", "2", "--runs", "4",
               "--warmup", "1", "--min-seconds", "4"]
 
 
-def wait_for_the_victims_second_group(bench: RunningBench, folder: Path) -> None:
-    """Until the victim's runner measures with 2 threads: the fault then hits its second group, never its first."""
-    bench.wait_for_runner(str(folder / "victim workdir"), " bench ", "--threads 2")
+# The held call's time limit runs from its start: the fault must strike within it (a few polls of a file), so a
+# generous limit keeps a busy machine from turning the test into a plain timeout.
+HELD_CALL_TIMEOUT = "15"
+
+
+def second_group_held(folder: Path) -> HeldRunner:
+    return HeldRunner(folder / "held", "--threads 2")
 
 
 def check_victim_lost_its_second_group(bench: RunningBench, *reasons: str) -> None:
@@ -245,9 +250,10 @@ def check_victim_lost_its_second_group(bench: RunningBench, *reasons: str) -> No
 @pytest.mark.ssh
 def test_sshd_stopped_in_the_middle_of_a_bench(isolated_cwd, variants, own_board) -> None:
     board = own_board()
-    write_inventory(isolated_cwd, board)
+    held = second_group_held(isolated_cwd)
+    write_inventory(isolated_cwd, board, held.python)
     bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS])
-    wait_for_the_victims_second_group(bench, isolated_cwd)
+    bench.hold(held)
 
     signal_tree(board.process.pid, signal.SIGTERM)  # sshd and its sessions (and so what they run) stop
 
@@ -258,32 +264,37 @@ def test_sshd_stopped_in_the_middle_of_a_bench(isolated_cwd, variants, own_board
 @pytest.mark.ssh
 def test_network_to_a_board_cut_in_the_middle_of_a_bench(isolated_cwd, variants, netns, own_board) -> None:
     board = own_board(netns=netns)  # the bench runs in that namespace too: both ends on its loopback
-    write_inventory(isolated_cwd, board)
-    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", "6"], prefix=["ip", "netns", "exec", netns])
-    wait_for_the_victims_second_group(bench, isolated_cwd)
+    held = second_group_held(isolated_cwd)
+    write_inventory(isolated_cwd, board, held.python)
+    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", HELD_CALL_TIMEOUT],
+                         prefix=["ip", "netns", "exec", netns])
+    bench.hold(held)
 
     subprocess.run(["ip", "-n", netns, "link", "set", "lo", "down"], check=True)  # packets now vanish
 
     assert bench.finish() == 1
-    check_victim_lost_its_second_group(bench, "ran longer than 6 s and could not be killed: the device does not answer",
+    check_victim_lost_its_second_group(bench, f"ran longer than {HELD_CALL_TIMEOUT} s and could not be killed: "
+                                       "the device does not answer",
                                        "cannot open an SSH session")
 
 
 @pytest.mark.ssh
 def test_a_board_that_stops_answering(isolated_cwd, variants, own_board) -> None:
     board = own_board()
-    write_inventory(isolated_cwd, board)
-    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", "6"])
-    wait_for_the_victims_second_group(bench, isolated_cwd)
+    held = second_group_held(isolated_cwd)
+    write_inventory(isolated_cwd, board, held.python)
+    bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS, "--timeout", HELD_CALL_TIMEOUT])
+    bench.hold(held)
 
     signal_tree(board.process.pid, signal.SIGSTOP)  # frozen: connections stay open, nothing answers
 
     assert bench.finish() == 1
-    frozen = "ran longer than 6 s and could not be killed: the device does not answer"
+    frozen = f"ran longer than {HELD_CALL_TIMEOUT} s and could not be killed: the device does not answer"
     check_victim_lost_its_second_group(bench, frozen)
     # The call that met the frozen board waited; the one after it was not even tried (no second timeout).
     errors = sorted(run["error"].split(": ", 1)[1] for run in bench.runs("victim") if run["status"] == "failed")
-    assert errors[0].endswith(frozen) and errors[1] == f"not tried: lost earlier in this bench ('{sys.executable}' {frozen})"
+    assert errors[0].endswith(frozen)
+    assert errors[1] == f"not tried: lost earlier in this bench ('{held.python}' {frozen})"
     assert frozen in json.loads(bench.results.read_text())["devices"]["victim"]["error"]
 
 
@@ -312,11 +323,12 @@ def test_a_board_that_freezes_as_a_command_starts_does_not_hang_it(own_board, mo
 
 def test_the_runner_killed_on_the_board(isolated_cwd, bench_device, variants) -> None:
     fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
+    held = HeldRunner(isolated_cwd / "held", f"{fp16_sha}.tflite")
+    use_python(isolated_cwd, held.python)
     bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
                                         "--warmup", "1", "--min-seconds", "4"])
-    runner = bench.wait_for_runner(f"{fp16_sha}.tflite")
 
-    os.kill(runner, signal.SIGKILL)
+    os.kill(bench.hold(held), signal.SIGKILL)
 
     assert bench.finish() == 1
     runs = {run["variant"]: run for run in bench.runs()}
@@ -328,14 +340,12 @@ def test_the_runner_killed_on_the_board(isolated_cwd, bench_device, variants) ->
 
 def test_a_runner_killed_in_a_later_round_keeps_the_rounds_before(isolated_cwd, bench_device, variants) -> None:
     fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
+    held = HeldRunner(isolated_cwd / "held", f"{fp16_sha}.tflite", nth=2)  # fp16's second round
+    use_python(isolated_cwd, held.python)
     bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
                                         "--warmup", "1", "--min-seconds", "4"])
-    deadline = time.monotonic() + 120
-    while not any(run["variant"] == "fp16" for run in bench.runs()):  # fp16's first round is in
-        assert bench.process.poll() is None and time.monotonic() < deadline, bench.stderr()
-        time.sleep(0.05)
 
-    os.kill(bench.wait_for_runner(f"{fp16_sha}.tflite"), signal.SIGKILL)  # its second round's runner
+    os.kill(bench.hold(held), signal.SIGKILL)
 
     assert bench.finish() == 1
     fp16 = {run["variant"]: run for run in bench.runs()}["fp16"]
@@ -381,10 +391,12 @@ def finished(run: dict) -> bool:
 
 
 def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, bench_device, variants) -> None:
+    held = HeldRunner(isolated_cwd / "held", "--threads 2")
+    use_python(isolated_cwd, held.python)
     bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--threads", "1,2", "--rounds", "2",
                                         "--runs", "4", "--warmup", "1", "--min-seconds", "4"])
-    # The first thread count's two runs are in; the second's are running.
-    bench.wait_for_runner(str(isolated_cwd / WORKDIR), " bench ", "--threads 2")
+    # The first thread count's two runs are in; the second's first call is held.
+    bench.hold(held)
 
     bench.process.send_signal(signal.SIGINT)
 
