@@ -46,6 +46,9 @@ readonly SSHD_PID_IN="/run/edgeprune-sshd.pid"
 readonly CHROOT_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 readonly HOST_APT_PACKAGES=(debootstrap qemu-user-static binfmt-support zstd openssh-client debian-archive-keyring)
 
+# Cold builds retry the whole provisioning this often before giving up (see provision_with_retries).
+readonly PROVISION_ATTEMPTS=3
+
 # Set while something half-made exists; the EXIT trap removes it when the script fails.
 PARTIAL_ROOTFS=""
 PARTIAL_TARBALL=""
@@ -444,13 +447,40 @@ write_build_info() {
     } >"$(rootfs_dest "${rootfs}" /etc/edgeprune-board)"
 }
 
+# provision_with_retries ROOTFS MIRROR: provision_rootfs in a fresh ROOTFS, up to PROVISION_ATTEMPTS times.
+# Under emulation a package's maintainer script can fail on a loaded machine (debootstrap then gives up at
+# "Configuring ..."); each failed attempt's own debootstrap log, which lives inside the rootfs that the next
+# attempt or the exit trap removes, is kept beside the provisioning log and its end printed.
+provision_with_retries() {
+    local rootfs="$1" mirror="$2" attempt kept status
+    for attempt in $(seq 1 "${PROVISION_ATTEMPTS}"); do
+        remove_rootfs_dir "${rootfs}"
+        mkdir -p "${rootfs}"
+        # A subshell, so that a failure (die, or errexit) ends this attempt, not the script. Not run as an if
+        # condition: that would switch errexit off inside it.
+        set +e
+        ( set -e; provision_rootfs "${rootfs}" "${mirror}" "${STATE_DIR}/provision.log" )
+        status=$?
+        set -e
+        (( status != 0 )) || return 0
+        kept="${STATE_DIR}/debootstrap-attempt-${attempt}.log"
+        if cp "${rootfs}/debootstrap/debootstrap.log" "${kept}" 2>/dev/null; then
+            log "attempt ${attempt} failed; the end of debootstrap's log (kept in ${kept}):"
+            tail -n 20 "${kept}" >&2 || true
+        else
+            log "attempt ${attempt} failed (log: ${STATE_DIR}/provision.log)"
+        fi
+        unmount_under "${rootfs}"
+    done
+    die "provisioning the rootfs failed ${PROVISION_ATTEMPTS} times (logs: ${STATE_DIR}/provision.log, ${STATE_DIR}/debootstrap-attempt-*.log)"
+}
+
 build_rootfs() {
     local tarball="$1" work="${ROOTFS}.partial" mirror start=${SECONDS}
     mirror="$(debian_mirror)"
-    remove_rootfs_dir "${work}"
     PARTIAL_ROOTFS="${work}"
-    mkdir -p "${work}" "${CACHE_DIR}"
-    provision_rootfs "${work}" "${mirror}" "${STATE_DIR}/provision.log"
+    mkdir -p "${CACHE_DIR}"
+    provision_with_retries "${work}" "${mirror}"
     write_build_info "${work}" "${mirror}"
 
     log "packing the provisioned rootfs into ${tarball}"
