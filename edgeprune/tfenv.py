@@ -7,35 +7,43 @@ fast and run where TensorFlow is not installed.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from types import ModuleType
 
+from .nativeio import native_output_to_log
 
-def _prepare_environment() -> None:
-    if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-        # Too late to switch Keras versions in this process; loading will say so if it matters.
-        return
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+log = logging.getLogger(__name__)
 
 
 def tensorflow() -> ModuleType:
-    _prepare_environment()
-    import tensorflow as tf
+    if "tensorflow" in sys.modules:
+        # Imported already (by a caller of the library): too late to switch Keras versions or hide its logs;
+        # loading a model says so if the Keras version matters.
+        return sys.modules["tensorflow"]
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's native libraries log through absl before TF_CPP_MIN_LOG_LEVEL is read (oneDNN, CUDA stubs,
+    # and a cuInit error when it first lists its devices): that chatter goes to the debug log, not the user.
+    with native_output_to_log("importing TensorFlow"):
+        import tensorflow as tf
 
+        tf.config.list_logical_devices()
+    if not log.isEnabledFor(logging.DEBUG):
+        tf.get_logger().setLevel(logging.ERROR)  # its Python-side advice ("compiled metrics have yet to be built")
     return tf
 
 
 def tf_keras() -> ModuleType:
-    _prepare_environment()
+    tensorflow()
     import tf_keras as keras
 
     return keras
 
 
 def tfmot() -> ModuleType:
-    _prepare_environment()
+    tensorflow()
     import tensorflow_model_optimization as tfmot_module
 
     return tfmot_module
