@@ -25,18 +25,19 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError, UsageError
+from ..parsing import ParseError, decode_utf8, parse_toml
 from ..toml_lines import line_of
 from .base import Device
 from .labgrid import LabgridDevice
 from .local import LocalDevice
 from .ssh import SSHDevice
-from .ssh_target import is_jump_spec
+from .ssh_names import NAMES_HINT, control_problem, host_problem, user_problem
+from .ssh_target import is_jump_spec, jump_problem
 
 ENV_VAR = "EDGEPRUNE_INVENTORY"
 DEFAULT_FILE = Path("edgeprune.toml")
@@ -61,6 +62,9 @@ _LOCAL_KEYS = frozenset({"python", "workdir", "threads", "tags"})
 _PLACE_KEYS = ("labgrid_place", "labgrid_tags")
 _FROM_NETWORK_SERVICE = ("user", "port")  # a farm place's NetworkService says these
 _LABGRID_TAG_KEY = re.compile(r"[a-z][a-z0-9_]+")  # what labgrid-client set-tags accepts
+# The names that ~/.ssh/config's tokens may put into a shell command, checked as OpenSSH checks its command line
+# (see ssh_names); the other keys that say how to reach a board only for control characters.
+_NAME_CHECKS = {"host": host_problem, "user": user_problem, "proxy_jump": jump_problem}
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -94,8 +98,9 @@ class DeviceSpec:
 class Inventory:
     """The known devices, in file order after ``local``."""
 
-    def __init__(self, specs: Iterable[DeviceSpec], path: Path | None = None) -> None:
+    def __init__(self, specs: Iterable[DeviceSpec], path: Path | None = None, text: str = "") -> None:
         self.path = path
+        self._text = text  # for the line numbers in errors
         self._specs = {spec.name: spec for spec in specs}
         self._specs.setdefault(LOCAL, DeviceSpec(LOCAL))
 
@@ -115,12 +120,14 @@ class Inventory:
     @classmethod
     def _from_file(cls, path: Path, *, missing: str) -> Inventory:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = decode_utf8(path.read_bytes())
         except FileNotFoundError:
             raise UsageError(missing, hint="pass an existing file or create it") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-        return cls(_parse(text, path), path=path)
+        except ParseError as exc:
+            raise ConfigError(f"{path}: {exc}", hint="save the inventory as UTF-8") from None
+        return cls(_parse(text, path), path=path, text=text)
 
     def names(self) -> list[str]:
         return sorted(self._specs, key=lambda name: name != LOCAL)  # stable: local first, then file order
@@ -137,6 +144,7 @@ class Inventory:
     def open(self, name: str, *, accept_new_host_key: bool = False) -> Device:
         """A device object for ``name``; SSH devices connect (and farm devices claim a place) on first use."""
         spec = self.spec(name)
+        self._check_reach(spec)
         identity_file = self._identity_path(spec.identity_file)
         if identity_file is not None and not identity_file.is_file():
             raise ConfigError(f"{self.path}: [devices.{name}] identity_file {identity_file} does not exist")
@@ -159,6 +167,20 @@ class Inventory:
                                  coordinator=spec.labgrid_coordinator, **ssh_settings)
         assert spec.host is not None
         return SSHDevice(spec.name, host=spec.host, user=spec.user, port=spec.port, **ssh_settings)
+
+    def _check_reach(self, spec: DeviceSpec) -> None:
+        """The keys that say how to reach the board: when the device is opened, so that one bad device fails
+        alone and the others still run."""
+        values = {"host": spec.host, "user": spec.user, "proxy_jump": spec.proxy_jump,
+                  "identity_file": spec.identity_file, "labgrid_place": spec.labgrid_place,
+                  "labgrid_coordinator": spec.labgrid_coordinator,
+                  **{f"labgrid_tags.{tag}": value for tag, value in spec.labgrid_tags.items()}}
+        for key, value in values.items():
+            check = _NAME_CHECKS.get(key, control_problem)
+            if value is not None and (problem := check(value)):
+                table = _Table(self.path or DEFAULT_FILE, self._text, spec.name)
+                raise table.error(key.split(".")[0], f"key '{key}' is {value!r}, which {problem}",
+                                  hint=NAMES_HINT if key in _NAME_CHECKS else None)
 
     def _identity_path(self, identity_file: str | None) -> Path | None:
         """``~`` is expanded; a relative path is relative to the inventory file, wherever edgeprune runs."""
@@ -187,9 +209,9 @@ class Inventory:
 
 def _parse(text: str, path: Path) -> list[DeviceSpec]:
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        document = parse_toml(text)
+    except ParseError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     for key in document:
         if key != "devices":
             raise ConfigError(f"{path}: unknown top-level key '{key}'", hint="devices go in [devices.NAME] tables")

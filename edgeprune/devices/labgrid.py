@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..errors import UsageError
+from ..errors import ConfigError, DeviceError, UsageError
 from .base import CommandResult, Device, DeviceProcess
 from .lock import DEFAULT_LOCK_TIMEOUT_S
 from .ssh import SSHDevice
@@ -65,13 +65,13 @@ class LabgridDevice(Device):
             self._claim = claim  # before acquiring: close() must release whatever a cut-off claim got
             try:
                 acquired = claim.acquire(timeout_s=timeout_s, on_wait=on_wait, cancelled=self._interrupted)
+                board = _board_of(self.name, acquired, self._ssh_settings)
             except BaseException:
                 self._claim = None
                 claim.release()  # a reservation left queued would take a place nobody uses
                 raise
             self._served_by = acquired
-            self._board = SSHDevice(self.name, host=acquired.host, user=acquired.username, port=acquired.port,
-                                    **self._ssh_settings)
+            self._board = board
 
     def facts(self) -> dict[str, Any]:
         served_by = self._served_by
@@ -133,6 +133,15 @@ class LabgridDevice(Device):
             self.claim(timeout_s=DEFAULT_LOCK_TIMEOUT_S, on_wait=lambda message: log.warning("%s: %s", self.name, message))
         assert self._board is not None
         return self._board
+
+
+def _board_of(device: str, place: AcquiredPlace, ssh_settings: dict[str, Any]) -> SSHDevice:
+    """The place's board as an SSH device; a place whose endpoint ~/.ssh/config cannot resolve fails its device,
+    not the bench."""
+    try:
+        return SSHDevice(device, host=place.host, user=place.username, port=place.port, **ssh_settings)
+    except ConfigError as exc:
+        raise DeviceError(device, f"place {place.place}: {exc.message}", hint=exc.hint) from exc
 
 
 def _import_labgrid_places(device: str) -> ModuleType:

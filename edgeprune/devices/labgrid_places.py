@@ -22,6 +22,7 @@ from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
 from ..errors import DeviceError, LockTimeout
 from .labgrid_session import SharedSessions, call, rpc
+from .ssh_names import NAMES_HINT, host_problem, user_problem
 
 # labgrid-client polls a waiting reservation every second; polling also keeps it alive (it expires after 60 s).
 POLL_SECONDS = 1.0
@@ -167,14 +168,27 @@ class PlaceClaim:
                 raise DeviceError(self.device, f"place {name}: exporter {exporter} is isolated, so its board is "
                                                "reachable only through the exporter host, which edgeprune does not do",
                                   hint="run labgrid-exporter without --isolated")
-            params = entry.args
-            return AcquiredPlace(place=name, exporter=exporter, host=params["address"],
-                                 port=int(params.get("port", 22)), username=params["username"])
+            return self._checked_endpoint(name, exporter, entry.args)
         raise DeviceError(
             self.device,
             f"place {name} has no NetworkService resource, so edgeprune cannot tell where its board's SSH server is",
             hint=f"export one and run `labgrid-client -p {name} add-match EXPORTER/GROUP/NetworkService`",
         )
+
+    def _checked_endpoint(self, name: str, exporter: str, params: Mapping[str, Any]) -> AcquiredPlace:
+        """The NetworkService's address, username and port, which any exporter on the farm may set: they reach
+        ~/.ssh/config's tokens (and so maybe a shell) as an inventory's host and user do, and are checked alike."""
+        address, username, port = params.get("address"), params.get("username"), params.get("port", 22)
+        for key, value, check in (("address", address, host_problem), ("username", username, user_problem)):
+            problem = check(value) if isinstance(value, str) else "is not a string"
+            if problem:
+                raise DeviceError(self.device,
+                                  f"place {name}: exporter {exporter}'s NetworkService {key} {value!r} {problem}",
+                                  hint=f"the farm must fix the exporter's {key}; {NAMES_HINT}")
+        if type(port) is not int or not 1 <= port <= 65535:  # labgrid's own exporter sends an int, never a bool
+            raise DeviceError(self.device, f"place {name}: exporter {exporter}'s NetworkService port {port!r} is not "
+                                           "a port number", hint="the farm must fix the exporter's port")
+        return AcquiredPlace(place=name, exporter=exporter, host=address, port=port, username=username)
 
     def _call(self, what: str, coroutine: Coroutine[Any, Any, T]) -> T:
         return call(self.device, self.coordinator, what, coroutine)

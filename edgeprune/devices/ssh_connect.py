@@ -14,11 +14,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import paramiko
 
-from ..errors import DeviceError, DeviceTimeout, HostKeyError
-from .known_hosts import KnownHosts, UnknownHostKeyPolicy, describe_key
+from ..errors import DeviceError, DeviceTimeout
+from .known_hosts import HostKeyPolicy, KnownHosts
 from .ssh_target import SSHTarget
 
 KEEPALIVE_SECONDS = 30
@@ -87,8 +88,11 @@ class Connector:
         return route
 
     def _connect_hop(self, hop: SSHTarget, through: tuple[SSHTarget, paramiko.SSHClient] | None) -> paramiko.SSHClient:
-        known_hosts = KnownHosts(hop.known_hosts)
-        client = _client_trusting(known_hosts, hop, self.device)
+        known_hosts = KnownHosts.of(hop)
+        # No keys in the client's own table: paramiko then hands every host key to the policy, which judges it
+        # against all of the host's known_hosts files as OpenSSH does.
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(HostKeyPolicy(self.device, hop, known_hosts))
         sock = self._socket_to(hop, through)
         started = time.monotonic()
         try:
@@ -107,11 +111,12 @@ class Connector:
                 allow_agent=not hop.identities_only,
                 # Like OpenSSH: the default ~/.ssh/id_* keys only when no IdentityFile is configured.
                 look_for_keys=not hop.identity_files,
+                transport_factory=_asking_first_for(known_hosts.key_types(hop)),
             )
         except (OSError, EOFError, paramiko.SSHException) as exc:
             # Whether the ProxyCommand ended on its own: asked before close(), which ends it.
-            ended = (sock.ended_by_itself() if isinstance(sock, _ProxyCommand)
-                     and not isinstance(exc, paramiko.BadHostKeyException) and not is_auth_failure(exc) else None)
+            ended = (sock.ended_by_itself() if isinstance(sock, _ProxyCommand) and not is_auth_failure(exc)
+                     else None)
             client.close()
             if ended is not None:
                 # The hint does not quote the command: errors land in results, and a command line may hold secrets.
@@ -120,7 +125,7 @@ class Connector:
                     hint="run the host's ProxyCommand from ~/.ssh/config by hand to see why"), False) from exc
             # paramiko reports a handshake that ran out of time in several ways, not always as a timeout.
             timed_out = caused_by_timeout(exc) or time.monotonic() - started >= self.timeout
-            raise _HopFailure(*self._failure(hop, known_hosts, exc, timed_out=timed_out)) from exc
+            raise _HopFailure(*self._failure(hop, exc, timed_out=timed_out)) from exc
         except BaseException:  # e.g. HostKeyError, raised from inside connect() by the host key policy
             client.close()
             raise
@@ -149,12 +154,9 @@ class Connector:
             return _ProxyCommand(shlex.join(["/bin/sh", "-c", f"exec {hop.proxy_command}"]))
         return None
 
-    def _failure(self, hop: SSHTarget, known_hosts: KnownHosts, exc: BaseException,
-                 *, timed_out: bool) -> tuple[DeviceError, bool]:
+    def _failure(self, hop: SSHTarget, exc: BaseException, *, timed_out: bool) -> tuple[DeviceError, bool]:
         """The one-line error for a failed connect, and whether trying again may help."""
         where = hop.address if hop is self.target else f"jump host {hop.address}"
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return changed_host_key(self.device, hop, known_hosts, exc.key), False
         if is_auth_failure(exc):
             return DeviceError(
                 self.device,
@@ -243,28 +245,18 @@ class _HopFailure(Exception):
         self.transient = transient
 
 
-def _client_trusting(known_hosts: KnownHosts, hop: SSHTarget, device: str) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    # The recorded keys go in the client's own table so paramiko prefers their key type during the handshake
-    # (as OpenSSH does) and raises BadHostKeyException when the server offers another key.
-    name = hop.known_hosts_name
-    host_keys = client.get_host_keys()
-    for _line, key in known_hosts.keys_for(name):
-        host_keys.add(name, key.get_name(), key)
-    client.set_missing_host_key_policy(UnknownHostKeyPolicy(device, hop, known_hosts))
-    return client
-
-
-def changed_host_key(device: str, hop: SSHTarget, known_hosts: KnownHosts, offered: paramiko.PKey) -> HostKeyError:
-    name = hop.known_hosts_name
-    lines = ", ".join(str(number) for number, _key in known_hosts.keys_for(name)) or "?"
-    return HostKeyError(
-        device,
-        f"the host key of {name} has CHANGED (now {describe_key(offered)}); "
-        f"{known_hosts.path} line {lines} records a different key",
-        hint=f"if the host was reinstalled, run `ssh-keygen -R '{name}' -f {known_hosts.path}` and connect again; "
-        "otherwise the connection may be intercepted",
-    )
+def _asking_first_for(key_types: set[str]) -> Callable[..., paramiko.Transport]:
+    """A transport that asks the host for the key types recorded for it first, as OpenSSH orders its
+    HostKeyAlgorithms: a host with several keys then presents one that can be checked."""
+    def transport(sock: Any, **settings: Any) -> paramiko.Transport:
+        created = paramiko.Transport(sock, **settings)
+        options = created.get_security_options()
+        # rsa-sha2-256/512 are signatures made with an ssh-rsa key.
+        recorded = [algorithm for algorithm in options.key_types
+                    if ("ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm) in key_types]
+        options.key_types = [*recorded, *(algorithm for algorithm in options.key_types if algorithm not in recorded)]
+        return created
+    return transport
 
 
 def is_auth_failure(exc: BaseException) -> bool:
