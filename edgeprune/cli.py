@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
-from typing import Sequence
+import threading
+from typing import Iterator, Sequence
 
 from . import __version__
 from .commands import bench, devices, export, gate, inspect, report
@@ -12,6 +15,28 @@ from .commands.options import ArgumentParser
 from .errors import EdgepruneError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service stopping, ``kill``, a CI timeout), raised where Ctrl-C raises KeyboardInterrupt: every
+    cleanup that Ctrl-C runs (an export's staging folder, a bench's runners and results) runs for it too."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> ArgumentParser:
@@ -36,13 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # it says the same in one line.
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     try:
-        args = build_parser().parse_args(argv)
-        return args.handler(args)
+        with sigterm_as_interrupt():
+            args = build_parser().parse_args(argv)
+            return args.handler(args)
     except EdgepruneError as exc:
         if debug:
             raise
         print(f"edgeprune: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("edgeprune: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("edgeprune: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

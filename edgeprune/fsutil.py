@@ -89,6 +89,12 @@ def publish_dir(staging: Path, target: Path) -> None:
         os.replace(staging, target)
         return
     retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.retired-"))
-    os.replace(target, retired / target.name)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    try:
+        os.replace(target, retired / target.name)
+        try:
+            os.replace(staging, target)
+        except BaseException:  # a failed swap or Ctrl-C/SIGTERM between the renames: the earlier one goes back
+            os.replace(retired / target.name, target)
+            raise
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)

@@ -5,11 +5,15 @@ with its path relative to the folder (subfolders allowed) and its integer class 
 listed images are used, in its order; without one, every image at the top of the folder, by name, unlabelled.
 Each image becomes the model's input: alpha dropped, grey and RGB converted into each other, resized
 (bilinear, aspect ratio not kept), pixels scaled from [0, 1] into the chosen value range.
+
+An image is decoded whole before it is resized, and a small file may declare a huge image: each header is read
+first, and an image of more than ``$EDGEPRUNE_MAX_IMAGE_PIXELS`` pixels (all frames of a GIF) is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +21,8 @@ import numpy as np
 
 from . import tfenv
 from .data import Dataset
-from .errors import DataError
+from .errors import DataError, UsageError
+from .image_header import UnknownImage, decoded_pixels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 LABELS_FILE = "labels.csv"
@@ -25,6 +30,9 @@ LABELS_HEADER = ["file", "label"]
 LABELS_HINT = (f"{LABELS_FILE} holds the header 'file,label', then one row per image: its path relative to the "
                "folder and its class index")
 DEFAULT_IMAGE_RANGE = (0.0, 1.0)
+MAX_PIXELS_ENV = "EDGEPRUNE_MAX_IMAGE_PIXELS"
+# A 40-megapixel photo decodes to ~1 GB of float32 on its way to the model's size; 20000x20000 would take 6 GB.
+DEFAULT_MAX_PIXELS = 40_000_000
 # ITU-R BT.601 luma weights; they sum to 1, so a grey image saved as RGB comes back unchanged.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -124,21 +132,45 @@ def load_image_folder(folder: ImageFolder, input_shape: tuple[int, ...], num_cla
                 raise DataError(f"'{folder.path / LABELS_FILE}' line {line}: label {label} is out of range, the model "
                                 f"has {num_classes} classes (0..{num_classes - 1})")
     low, high = value_range
-    x = np.stack([model_input(path, input_shape) for path in folder.files])
+    max_pixels = max_image_pixels()
+    x = np.stack([model_input(path, input_shape, max_pixels) for path in folder.files])
     y = None if folder.labels is None else np.array(folder.labels, dtype=np.int64)
     return Dataset(folder.path, (low + x * (high - low)).astype(np.float32), y)
 
 
-def model_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+def max_image_pixels() -> int:
+    """The most pixels one image may decode to: ``$EDGEPRUNE_MAX_IMAGE_PIXELS``, else ``DEFAULT_MAX_PIXELS``."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) > 0):
+        raise UsageError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, like 100000000, not {text[:30]!r}")
+    return int(text)
+
+
+def model_input(path: Path, input_shape: tuple[int, ...], max_pixels: int) -> np.ndarray:
     """One image as float32 [H, W, C] in [0, 1]."""
     tf = tfenv.tensorflow()
     height, width, channels = input_shape
     try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise unreadable(path, type(exc).__name__) from exc
+    try:
+        pixels = decoded_pixels(data)
+    except UnknownImage as exc:
+        raise unreadable(path, str(exc)) from None
+    if pixels > max_pixels:
+        raise DataError(f"'{path}' decodes to {pixels:,} pixels, more than the {max_pixels:,} an image may have",
+                        hint=f"shrink it, or allow more with {MAX_PIXELS_ENV}={pixels}")
+    try:
         # float32 scales by the file's own bit depth (8 or 16); a GIF gives its first frame.
-        image = tf.io.decode_image(path.read_bytes(), dtype=tf.float32, expand_animations=False).numpy()
-    except (OSError, tf.errors.OpError) as exc:
-        raise DataError(f"'{path}' is not a readable PNG, JPEG, BMP or GIF image ({type(exc).__name__})",
-                        hint="re-save it, or remove it from the folder and from labels.csv") from exc
+        image = tf.io.decode_image(data, dtype=tf.float32, expand_animations=False).numpy()
+    except tf.errors.ResourceExhaustedError as exc:  # within a raised bound, beyond the memory there is
+        raise DataError(f"'{path}': decoding its {pixels:,} pixels needs more memory than there is",
+                        hint=f"shrink it, or lower {MAX_PIXELS_ENV} to refuse such images up front") from exc
+    except tf.errors.OpError as exc:
+        raise unreadable(path, type(exc).__name__) from exc
     if image.shape[-1] in (2, 4):  # grey or RGB with alpha: the model sees no transparency
         image = image[..., :-1]
     if channels == 1 and image.shape[-1] == 3:
@@ -148,3 +180,8 @@ def model_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     if image.shape[:2] != (height, width):
         image = tf.image.resize(image, (height, width), antialias=True).numpy()
     return image
+
+
+def unreadable(path: Path, reason: str) -> DataError:
+    return DataError(f"'{path}' is not a readable PNG, JPEG, BMP or GIF image ({reason})",
+                     hint="re-save it, or remove it from the folder and from labels.csv")

@@ -1,6 +1,8 @@
 """Hostile input: damaged or crafted ``.tflite`` files, Keras archives, data files, manifests and results
 documents. The only acceptable outcomes are a result or an EdgepruneError (one clear line); anything else that
-escapes is a bug in the reader.
+escapes is a bug in the reader. What a results document's text may hold (any character at all), every renderer
+of report and gate shows as text: HTML and rendered Markdown carry only their own tags, JUnit XML parses, the
+terminal gets no control character.
 
 Mutations are structure-aware where that reaches deeper code: bytes of a real flatbuffer, members of a real
 ``.keras`` zip, nodes of real JSON documents. Example counts stay small so the whole module runs in well under
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -25,13 +28,25 @@ from edgeprune.data import load_calibration
 from edgeprune.errors import EdgepruneError
 from edgeprune.inspection import inspect_path, render_inspection
 from edgeprune.model.loading import load_model
+from edgeprune.bench.stats import Latency
+from edgeprune.gate.checks import evaluate
+from edgeprune.gate.console import render_checks
+from edgeprune.gate.junit import junit_xml
+from edgeprune.gate.policy import parse_policy
+from edgeprune.gate.selection import GateInputs
+from edgeprune.gate.summary import markdown_summary
 from edgeprune.reports.bench_table import render_bench
+from edgeprune.reports.html import render_html
+from edgeprune.reports.markdown import render_markdown
+from edgeprune.reports.report_data import collect
 from edgeprune.results.document import STATUS_FAILED, STATUS_OK, ResultsDocument, RunRecord, read_results
 from edgeprune.results.manifest import MANIFEST_FILENAME, read_manifest
 from fixtures.models import build_tiny_classifier, run_export
+from test_security_reports import CONTROL, MARKDOWN_TAGS, REPORT_TAGS, elements, rendered_markdown
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ_SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ_PLOTS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def only_results_or_clear_errors(action: Callable[[], Any]) -> None:
@@ -201,13 +216,16 @@ def test_manifest_reader_survives_damaged_manifests(tiny_export: Path, scratch_f
     only_results_or_clear_errors(read)
 
 
+def damaged_results(results_document: dict[str, Any], data: st.DataObject) -> bytes:
+    original = json_text(results_document)
+    return data.draw(st.one_of(mutated_json(results_document).map(json_text), mutated_bytes(original)))
+
+
 @FUZZ
 @given(data=st.data())
 def test_results_reader_survives_damaged_results(results_document: dict[str, Any], scratch_file,
                                                  data: st.DataObject) -> None:
-    content = data.draw(st.one_of(mutated_json(results_document).map(json_text),
-                                  mutated_bytes(json_text(results_document))))
-    path = scratch_file("results.json", content)
+    path = scratch_file("results.json", damaged_results(results_document, data))
 
     def read() -> None:
         document = read_results(path)
@@ -215,6 +233,105 @@ def test_results_reader_survives_damaged_results(results_document: dict[str, Any
         render_bench(document)
 
     only_results_or_clear_errors(read)
+
+
+GATE_POLICY = parse_policy("[defaults]\nmax_p50_ms = 5\nmax_size_kb = 1\nmax_regression_pct = 10\n",
+                           Path("policy.toml"))
+
+
+def markdown_report(document: ResultsDocument, path: Path) -> None:
+    markdown = render_markdown(collect(document, path))
+    shown = rendered_markdown(markdown)
+    assert not CONTROL.search(markdown) and set(shown.tags) <= MARKDOWN_TAGS, markdown
+
+
+def html_report(document: ResultsDocument, path: Path) -> None:
+    page = elements(render_html(collect(document, path)))
+    assert set(page.tags) <= REPORT_TAGS and page.tags.count("img") <= 2 and not CONTROL.search("".join(page.text))
+
+
+def gate_outputs(document: ResultsDocument) -> None:
+    """Every output of a gate of ``document`` against itself: the table, JUnit XML and the step summary."""
+    report = evaluate(GateInputs(GATE_POLICY, document, "results.json", document, "baseline.json"))
+    assert not CONTROL.search(render_checks(report))
+    ET.fromstring(junit_xml(report, timestamp="2025-01-01T00:00:00+00:00"))
+    summary = rendered_markdown(markdown_summary(report))
+    assert set(summary.tags) <= MARKDOWN_TAGS and len(set(summary.row_cells)) == 1
+
+
+@FUZZ
+@given(data=st.data())
+def test_report_tables_and_gate_survive_damaged_results(results_document: dict[str, Any], scratch_file,
+                                                        data: st.DataObject) -> None:
+    path = scratch_file("results.json", damaged_results(results_document, data))
+
+    def render() -> None:
+        document = read_results(path)
+        markdown_report(document, path)
+        gate_outputs(document)
+
+    only_results_or_clear_errors(render)
+
+
+@FUZZ_PLOTS
+@given(data=st.data())
+def test_report_plots_survive_damaged_results(results_document: dict[str, Any], scratch_file,
+                                              data: st.DataObject) -> None:
+    path = scratch_file("results.json", damaged_results(results_document, data))
+    only_results_or_clear_errors(lambda: html_report(read_results(path), path))
+
+
+# Pieces that mean something to mathtext, HTML, Markdown, XML or a terminal, and any character at all (lone
+# surrogates included), in any order.
+ACTIVE_PIECES = ["$", "$\\frac{a}$", "\\", "<", ">", "&", "&amp;", "<script>", "</td>", "<!--", "|", "`", "``", "*",
+                 "_", "~", "[x](http://e.x)", "![i](http://e.x)", "\n", "\r", "\t", "\x00", "\x1b[31m", "\x0b",
+                 "\x85", "\u2028", "\u202e", "\ud800", "\ufffe", "#", "- ", "@user"]
+any_text = st.lists(st.sampled_from(ACTIVE_PIECES) | st.text(st.characters(exclude_categories=()), max_size=3),
+                    max_size=6).map("".join)
+
+
+@st.composite
+def results_with_any_text(draw: st.DrawFn) -> ResultsDocument:
+    """A valid results document (numbers in range) whose every name, label, error and reason is ``any_text``."""
+    devices = draw(st.lists(any_text, min_size=1, max_size=2, unique=True))
+    model = draw(any_text)
+    document = ResultsDocument.new({"devices": devices}, label=draw(st.none() | any_text))
+    for device in devices:
+        for variant in ("fp32", draw(any_text)):
+            common = {"device": device, "model": model, "variant": variant, "model_sha256": None, "xnnpack": True,
+                      "size_bytes": draw(st.none() | st.integers(0, 2**53)),
+                      "threads": draw(st.none() | st.integers(1, 64))}
+            if draw(st.booleans()):
+                samples = draw(st.lists(st.floats(1e-6, 1e9), min_size=1, max_size=8))
+                top1 = draw(st.none() | st.floats(0, 1))
+                latency = Latency.from_values(samples).to_json()
+                document.runs.append(RunRecord(**common, status=STATUS_OK, latency_ms=latency, samples_ms=samples,
+                                               accuracy={"top1": top1, "n": 1}))
+            else:
+                document.runs.append(RunRecord(**common, status=STATUS_FAILED, error=draw(any_text)))
+    document.sparse_inference = [{"device": draw(any_text), "model": model, "arch": draw(st.none() | any_text),
+                                  "applied": draw(st.booleans()), "reasons": draw(st.lists(any_text, max_size=2))}]
+    return document
+
+
+def written_and_read(document: ResultsDocument, scratch_file) -> tuple[ResultsDocument, Path]:
+    path = scratch_file("results.json", json.dumps(document.to_json()).encode())
+    return read_results(path), path
+
+
+@FUZZ
+@given(document=results_with_any_text())
+def test_any_text_in_results_is_shown_as_text_by_tables_and_gate(scratch_file, document: ResultsDocument) -> None:
+    document, path = written_and_read(document, scratch_file)
+    assert not CONTROL.search(render_bench(document))
+    markdown_report(document, path)
+    gate_outputs(document)
+
+
+@FUZZ_PLOTS
+@given(document=results_with_any_text())
+def test_any_text_and_any_latency_in_results_plot(scratch_file, document: ResultsDocument) -> None:
+    html_report(*written_and_read(document, scratch_file))
 
 
 def rezip(archive: bytes, member: str, content: bytes) -> bytes:

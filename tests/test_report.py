@@ -60,8 +60,11 @@ def write_export_manifest(folder: Path) -> None:
     layers = [{"name": "conv1", "op": "Conv2D", "weights": 144, "zeros": 115, "params": 160},
               {"name": "pool", "op": "MaxPooling2D", "weights": 0, "zeros": 0, "params": 0},
               {"name": "dense", "op": "Dense", "weights": 32768, "zeros": 26214, "params": 32832}]
-    Manifest(source={}, input={}, variants=[], created="", edgeprune_version="0.1.0", tensorflow_version=None,
-             inspection={"layers": layers, "xnnpack_sparse": {"eligible": False, "reasons": []}}).write(folder)
+    Manifest(source={"path": "/models/digits_cnn.keras", "sha256": "0" * 64, "format": "keras", "stripped": False},
+             input={"shape": [None, 28, 28, 1], "dtype": "float32"}, variants=[], created="", edgeprune_version="0.1.0",
+             tensorflow_version=None,
+             inspection={"layers": layers, "totals": {"params": 32992, "zeros": 26329},
+                         "xnnpack_sparse": {"eligible": False, "reasons": []}}).write(folder)
 
 
 # --- the data ----------------------------------------------------------------------------------------------

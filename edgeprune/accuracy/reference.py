@@ -79,9 +79,10 @@ class KerasReference:
 
 def plan_accuracy(
     targets: Sequence[BenchTarget], data_files: Sequence[Path], reference_model: Path | None, scratch: Path,
-    image_range: tuple[float, float],
+    image_range: tuple[float, float], *, trust_model_code: bool = False,
 ) -> dict[str, ModelAccuracyPlan]:
-    """model -> its accuracy plan, on the data set that fits it (see ``fitting_dataset``).
+    """model -> its accuracy plan, on the data set that fits it (see ``fitting_dataset``). A Keras model that
+    carries Python code is compared with only under ``trust_model_code`` (see ``load_model``).
 
     The figures are for the Keras model's first output. A variant with several outputs is scored on the one that
     pairs with it (``pair_outputs``: by signature name, else by shape), which the converter need not put first.
@@ -98,7 +99,7 @@ def plan_accuracy(
         heads: dict[str, int] = {}
         multi_output = len(io.output_shapes) > 1
         if multi_output:  # which output is scored decides the classes the labels are checked against
-            keras = open_reference(target, reference_model)
+            keras = open_reference(target, reference_model, trust_model_code)
             variants = [other for other in targets if other.model == target.model]
             heads = output_heads(target, variants, keras, io.input_shape) if keras is not None else {}
             if keras is None:
@@ -112,7 +113,7 @@ def plan_accuracy(
         inputs_file = scratch / f"inputs-{len(plans)}.npy"
         np.save(inputs_file, dataset.x)
         if not multi_output:
-            keras = open_reference(target, reference_model)
+            keras = open_reference(target, reference_model, trust_model_code)
         reference, source = reference_outputs(target, dataset, output_shape, keras)
         plans[target.model] = ModelAccuracyPlan(dataset, inputs_file, file_sha256(inputs_file), reference, source,
                                                 heads)
@@ -136,7 +137,7 @@ def fitting_dataset(
                     f"{', '.join(map(str, input_shape))}], given {', '.join(given)}")
 
 
-def open_reference(target: BenchTarget, override: Path | None) -> KerasReference | None:
+def open_reference(target: BenchTarget, override: Path | None, trust_code: bool = False) -> KerasReference | None:
     """The Keras model to compare ``target``'s variants with: ``--reference`` if given, else the source the export
     recorded; None when there is neither."""
     if override is not None:
@@ -152,7 +153,7 @@ def open_reference(target: BenchTarget, override: Path | None) -> KerasReference
         hint = "it is not the model that was exported: re-run edgeprune export, or pass --reference MODEL"
     else:
         return None
-    loaded = load_model(source)
+    loaded = load_model(source, trust_code=trust_code)
     if override is None and target.manifest is not None and loaded.sha256 != target.manifest.source.get("sha256"):
         log.warning("%s: %s changed since it was exported; comparing against its current contents", target.model, source)
     return KerasReference(loaded, source, name, hint)

@@ -5,6 +5,7 @@ Ctrl-C cancels the workers, kills the runners they started on the devices, and k
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -19,9 +20,10 @@ from ..errors import EdgepruneError, UsageError
 from ..image_folder import DEFAULT_IMAGE_RANGE, is_image_folder
 from ..results.document import ResultsDocument, ResultsWriter
 from ..results.history import History
-from .session import BenchPlan, Progress, bench_device, fail_unopened
+from ..results.output_claim import ResultsFileClaim
+from .session import BenchPlan, Progress, bench_device, fail_refused, fail_unopened
 from .sparse_verdict import sparse_verdicts
-from .targets import BenchTarget, collect_targets
+from .targets import BenchTarget, RefusedTarget, collect_targets
 
 INTERRUPT_RETRY_S = 1.0
 
@@ -48,20 +50,24 @@ class BenchRequest:
     data: Sequence[Path] = ()
     reference: Path | None = None
     image_range: tuple[float, float] | None = None
+    trust_model_code: bool = False
 
 
 def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
     """Check every input first (nothing is written for a bad one), then measure and write as results arrive."""
-    targets = collect_targets(request.paths)
+    targets, refused = collect_targets(request.paths)
     if request.reference and not request.data:
         raise UsageError("--reference needs --data", hint="pass the evaluation data to compare outputs on")
     if request.image_range and not any(is_image_folder(path) for path in request.data):
         raise UsageError("--image-range scales the images of an image folder, and no --data is a folder",
                          hint="drop --image-range, or pass the image folder with --data")
     inventory = Inventory.load(request.inventory)
-    with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as scratch:
+    # The results file is this bench's before anything is measured: another bench writing it is refused here.
+    claim = ResultsFileClaim.take(request.output) if request.output else contextlib.nullcontext()
+    with claim, tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as scratch:
         accuracy_plans = (plan_accuracy(targets, request.data, request.reference, Path(scratch),
-                                        request.image_range or DEFAULT_IMAGE_RANGE) if request.data else None)
+                                        request.image_range or DEFAULT_IMAGE_RANGE,
+                                        trust_model_code=request.trust_model_code) if request.data else None)
         devices, unopened = open_devices(inventory, request)
         names = [*unopened, *(device.name for device in devices)]
         document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
@@ -73,7 +79,7 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
             writer = ResultsWriter(document, request.output,
                                    on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
             bench_id = history.start_bench(document, request.output) if history else None
-            run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans, unopened)
+            run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans, unopened, refused)
         finally:
             if history and bench_id is not None:
                 history.update_header(bench_id, document)  # also for an interrupted bench: its devices' state
@@ -118,9 +124,11 @@ def run_on_devices(
     progress: Progress,
     accuracy_plans: dict[str, ModelAccuracyPlan] | None = None,
     unopened: dict[str, EdgepruneError] | None = None,
+    refused: Sequence[RefusedTarget] = (),
 ) -> None:
     unopened_entries = {name: fail_unopened(name, error, targets, plan, writer, progress)
                         for name, error in (unopened or {}).items()}
+    fail_refused(refused, devices, list(unopened_entries), plan, writer)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="edgeprune-device") as pool:
         futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans, cancel)

@@ -20,11 +20,12 @@ from ..accuracy.reference import ModelAccuracyPlan
 from ..devices.base import Device
 from ..devices.cache import DeviceCache
 from ..devices.lock import DEFAULT_LOCK_TIMEOUT_S, BoardLock
+from ..devices.replies import BenchReply, ProbeReply
 from ..devices.runner import BenchSettings, RunnerClient
 from ..errors import DeviceError, EdgepruneError
 from ..results.document import STATUS_FAILED, STATUS_OK, ResultsWriter, RunRecord
 from .stats import Latency
-from .targets import BenchTarget
+from .targets import BenchTarget, RefusedTarget
 
 NS_PER_MS = 1e6
 Progress = Callable[[str, str], None]
@@ -65,7 +66,7 @@ class RoundsAccumulator:
     """The replies of one variant's rounds, merged into one run."""
 
     planned: int
-    replies: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[BenchReply] = field(default_factory=list)
     error: str | None = None
 
     def to_record(self, base: dict[str, Any]) -> RunRecord:
@@ -115,7 +116,7 @@ class DeviceSession:
     cancel: threading.Event = field(default_factory=threading.Event)
     cache: DeviceCache = field(init=False)
     runner: RunnerClient | None = field(default=None, init=False)
-    info: dict[str, Any] | None = field(default=None, init=False)
+    info: ProbeReply | None = field(default=None, init=False)
     error: str | None = field(default=None, init=False)
     wall_seconds: float = field(default=0.0, init=False)
     lost: DeviceError | None = field(default=None, init=False)  # why the device is gone, once it is
@@ -129,7 +130,7 @@ class DeviceSession:
     def __post_init__(self) -> None:
         self.cache = DeviceCache(self.device)
 
-    def open(self, runtime: str) -> dict[str, Any]:
+    def open(self, runtime: str) -> ProbeReply:
         """Push the runner and probe the device; a device without a usable runtime is an error here."""
         info = self.describe(runtime)
         if info.get("runtime") is None:
@@ -137,7 +138,7 @@ class DeviceSession:
                               hint=f"run 'edgeprune devices setup {self.device.name}' or set its python")
         return info
 
-    def describe(self, runtime: str) -> dict[str, Any]:
+    def describe(self, runtime: str) -> ProbeReply:
         """What the device is and has, even when it has no TFLite runtime yet."""
         self.runner = RunnerClient(self.device, self.cache.ensure_runner())
         self.info = self.runner.probe(runtime=runtime)
@@ -236,7 +237,20 @@ def fail_unopened(name: str, error: EdgepruneError, targets: Sequence[BenchTarge
             "runner_seconds": 0.0}
 
 
-def record_failed_runs(writer: ResultsWriter, device: str, targets: Sequence[BenchTarget],
+def fail_refused(refused: Sequence[RefusedTarget], devices: Sequence[Device], unopened: Sequence[str],
+                 plan: BenchPlan, writer: ResultsWriter) -> None:
+    """A variant refused before the bench (its file is not inside its export folder) fails on every device, with
+    the runs it would have had there."""
+    for target in refused:
+        for device in devices:
+            record_failed_runs(writer, device.name, [target], thread_counts(plan, device), plan.xnnpack_modes,
+                               target.reason, device_summary(device, None))
+        for name in unopened:
+            record_failed_runs(writer, name, [target], plan.threads or (None,), plan.xnnpack_modes, target.reason,
+                               None)
+
+
+def record_failed_runs(writer: ResultsWriter, device: str, targets: Sequence[BenchTarget | RefusedTarget],
                        threads: Sequence[int | None], xnnpack_modes: Sequence[bool], error: str,
                        device_info: dict[str, Any] | None) -> None:
     for target in targets:
@@ -389,11 +403,11 @@ def attach_accuracy(record: RunRecord, accuracy: str | dict[str, Any] | None) ->
 
 
 def run_identity(device: Device, target: BenchTarget, threads: int, xnnpack: bool,
-                 info: dict[str, Any] | None) -> dict[str, Any]:
+                 info: ProbeReply | None) -> dict[str, Any]:
     return target_identity(device.name, target, threads, xnnpack, device_summary(device, info))
 
 
-def target_identity(device: str, target: BenchTarget, threads: int | None, xnnpack: bool,
+def target_identity(device: str, target: BenchTarget | RefusedTarget, threads: int | None, xnnpack: bool,
                     device_info: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "device": device,
@@ -409,7 +423,7 @@ def target_identity(device: str, target: BenchTarget, threads: int | None, xnnpa
     }
 
 
-def device_summary(device: Device, info: dict[str, Any] | None) -> dict[str, Any]:
+def device_summary(device: Device, info: ProbeReply | None) -> dict[str, Any]:
     summary: dict[str, Any] = {"address": device.address, **device.facts()}
     if info:
         for key in ("hostname", "arch", "os", "cpu_model", "cpu_cores", "python", "xnnpack_available", "runtime"):

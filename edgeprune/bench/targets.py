@@ -8,7 +8,7 @@ from typing import Sequence
 
 from ..errors import UsageError
 from ..hashing import file_sha256
-from ..results.manifest import MANIFEST_FILENAME, Manifest, read_manifest
+from ..results.manifest import MANIFEST_FILENAME, Manifest, VariantRecord, read_manifest
 
 
 @dataclass(frozen=True)
@@ -25,22 +25,45 @@ class BenchTarget:
         return f"{self.model}/{self.variant}"
 
 
-def collect_targets(paths: Sequence[Path]) -> list[BenchTarget]:
+@dataclass(frozen=True)
+class RefusedTarget:
+    """A variant whose manifest names a file that does not resolve inside its export folder: never read nor
+    uploaded, its runs fail with ``reason`` while the other variants are measured."""
+
+    model: str
+    variant: str
+    path: Path  # as the manifest names it
+    manifest: Manifest
+    reason: str
+    sha256: None = None
+    size_bytes: None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.variant}"
+
+
+def collect_targets(paths: Sequence[Path]) -> tuple[list[BenchTarget], list[RefusedTarget]]:
+    """What to measure, and the variants refused up front; a UsageError when nothing is left to measure."""
     if not paths:
         raise UsageError("nothing to bench", hint="pass export folders (from edgeprune export) or .tflite files")
-    targets: list[BenchTarget] = []
+    found: list[BenchTarget | RefusedTarget] = []
     for path in paths:
-        targets.extend(targets_of(path))
+        found.extend(targets_of(path))
+    targets = [target for target in found if isinstance(target, BenchTarget)]
+    refused = [target for target in found if isinstance(target, RefusedTarget)]
+    if refused and not targets:
+        raise UsageError(refused[0].reason)
     seen: dict[tuple[str, str], Path] = {}
-    for target in targets:
+    for target in found:
         if (target.model, target.variant) in seen:
             raise UsageError(f"'{target.path}' and '{seen[target.model, target.variant]}' would both be reported as "
                              f"{target.label}", hint="bench them separately or rename one folder")
         seen[target.model, target.variant] = target.path
-    return targets
+    return targets, refused
 
 
-def targets_of(path: Path) -> list[BenchTarget]:
+def targets_of(path: Path) -> list[BenchTarget | RefusedTarget]:
     if path.is_dir():
         if not (path / MANIFEST_FILENAME).exists():
             raise UsageError(f"folder '{path}' has no {MANIFEST_FILENAME}", hint="pass a folder made by edgeprune export")
@@ -49,13 +72,21 @@ def targets_of(path: Path) -> list[BenchTarget]:
         if not deliverables:
             raise UsageError(f"export '{path}' has no valid variant to bench", hint="see its manifest.json errors")
         model = path.resolve().name
-        return [file_target(manifest.path_of(record), model, record.name, manifest, record.sha256)
-                for record in deliverables]
+        return [export_target(manifest, record, model) for record in deliverables]
     if path.suffix == ".tflite" and path.is_file():
         return [single_file_target(path)]
     if not path.exists():
         raise UsageError(f"'{path}' does not exist", hint="pass export folders or .tflite files")
     raise UsageError(f"'{path}' is neither an export folder nor a .tflite file")
+
+
+def export_target(manifest: Manifest, record: VariantRecord, model: str) -> BenchTarget | RefusedTarget:
+    try:
+        path = manifest.path_of(record)
+    except UsageError as exc:  # not inside the export folder: refused, not read
+        return RefusedTarget(model, record.name, Path(manifest.folder or ".") / (record.file or ""), manifest,
+                             str(exc))
+    return file_target(path, model, record.name, manifest, record.sha256)
 
 
 def single_file_target(path: Path) -> BenchTarget:

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 from ..devices.lock import DEFAULT_LOCK_TIMEOUT_S
-from .options import add_device_options, positive_int, thread_counts
+from .options import (MAX_COUNT, MAX_SECONDS, add_device_options, add_trust_model_code_option, number, positive_int,
+                      thread_counts, whole_number)
+
+MAX_ROUNDS = 1000
+MAX_MIN_SECONDS = 3600.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -17,9 +21,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--device", action="append", default=[], help="device name from the inventory (repeatable)")
     bench.add_argument("--tag", action="append", default=[], help="every device with this tag (repeatable)")
     bench.add_argument("--runs", type=positive_int, default=100, help="timed invokes per variant (default 100)")
-    bench.add_argument("--warmup", type=int, default=10, help="untimed invokes before each round (default 10)")
-    bench.add_argument("--min-seconds", type=float, default=0.0, help="keep timing at least this long per variant")
-    bench.add_argument("--rounds", type=positive_int, default=3,
+    bench.add_argument("--warmup", type=whole_number(0, MAX_COUNT), default=10,
+                       help="untimed invokes before each round (default 10)")
+    bench.add_argument("--min-seconds", type=number(0.0, MAX_MIN_SECONDS), default=0.0,
+                       help="keep timing at least this long per variant")
+    bench.add_argument("--rounds", type=whole_number(1, MAX_ROUNDS), default=3,
                        help="interleaved rounds, each a fresh process per variant (default 3)")
     bench.add_argument("--threads", type=thread_counts, default=None,
                        help="interpreter threads, e.g. 1 or 1,4 (default: the device's 'threads', else 1)")
@@ -27,8 +33,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="XNNPACK delegate on (default), off (builtin kernels baseline) or both")
     bench.add_argument("--runtime", default="auto", choices=("auto", "ai_edge_litert", "tflite_runtime", "tensorflow"),
                        help="TFLite runtime on the device (default: the first installed of that order)")
-    bench.add_argument("--timeout", type=float, default=600.0, help="seconds one runner process may take")
-    bench.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT_S, metavar="SECONDS",
+    bench.add_argument("--timeout", type=number(0.0, MAX_SECONDS, low_excluded=True), default=600.0,
+                       help="seconds one runner process may take")
+    bench.add_argument("--lock-timeout", type=number(0.0, MAX_SECONDS), default=DEFAULT_LOCK_TIMEOUT_S,
+                       metavar="SECONDS",
                        help="how long to wait for a board another bench is using, then fail its runs "
                             f"(default {DEFAULT_LOCK_TIMEOUT_S:g}; 0 fails at once)")
     bench.add_argument("-o", "--output", type=Path, default=Path("results.json"), help="results file (default results.json)")
@@ -43,6 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
     bench.add_argument("--no-history", action="store_true", help="do not record this run in the history")
     add_device_options(bench)
+    add_trust_model_code_option(bench)  # for --reference, or the source model an export's manifest names
     bench.set_defaults(handler=run)
 
 
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         paths=args.paths, plan=plan, devices=args.device, tags=args.tag, output=args.output, label=args.label,
         history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
         accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
-        image_range=args.image_range,
+        image_range=args.image_range, trust_model_code=args.trust_model_code,
     )
 
     def progress(device: str, message: str) -> None:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .options import add_trust_model_code_option
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="convert a pruned Keras model to validated TFLite variants")
@@ -16,6 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--random-calibration", action="store_true", help="calibrate int8 on random inputs (accuracy meaningless)"
     )
+    add_trust_model_code_option(export)
     export.set_defaults(handler=run)
 
 
@@ -25,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.export_table import render_export
 
     requested = parse_variant_list(args.variants) if args.variants else None
-    request = ExportRequest(args.model, args.outdir, requested, args.calibration, args.random_calibration)
+    request = ExportRequest(args.model, args.outdir, requested, args.calibration, args.random_calibration,
+                            trust_model_code=args.trust_model_code)
     manifest = export(request, progress=lambda message: print(f"  {message}", file=sys.stderr))
     print(render_export(manifest))
     failed = [record for record in manifest.variants if not record.valid]

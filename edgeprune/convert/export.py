@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable
 
 import numpy as np
 
@@ -19,12 +18,13 @@ from ..data import load_calibration
 from ..devices.local import LocalDevice
 from ..devices.runner import RunnerClient, runner_script
 from ..errors import ConversionError, UsageError
-from ..fsutil import WRITABLE_PATH_HINT, nearest_existing, os_reason, publish_dir, staging_dir_for
+from ..fsutil import staging_dir_for
 from ..hashing import file_sha256
 from ..inspection import inspect_loaded_model, sparse_tensor_count
 from ..model.loading import LoadedModel, load_model
-from ..results.manifest import MANIFEST_FILENAME, Manifest, VariantRecord
+from ..results.manifest import Manifest, VariantRecord
 from .converter import Converter
+from .output_folder import REJECTED_DIR, check_outdir, publish_export, writing_output
 from .validation import ReferenceOutput, reference_outputs, validate_variant
 from .variants import VariantSpec, default_variants
 
@@ -32,7 +32,6 @@ from .variants import VariantSpec, default_variants
 VALIDATION_SAMPLES = 32
 # The converter sparse-encodes a weight tensor from 30% zeros on; below that no sparse variant differs.
 SPARSE_ENCODING_THRESHOLD = 0.3
-REJECTED_DIR = "rejected"
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,15 @@ class ExportRequest:
     variants: list[VariantSpec] | None = None
     calibration: Path | None = None
     random_calibration: bool = False
+    trust_model_code: bool = False
 
 
 Progress = Callable[[str], None]
-T = TypeVar("T")
 
 
 def export(request: ExportRequest, progress: Progress = lambda message: None) -> Manifest:
-    check_outdir(request.outdir)
-    loaded = load_model(request.model)
+    target = check_outdir(request.outdir)
+    loaded = load_model(request.model, trust_code=request.trust_model_code)
     input_shape = model_input_shape(loaded)
     calibration, calibration_info = calibration_for(request, input_shape)
     if calibration_info.get("source") == "random":
@@ -69,7 +68,7 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
     samples, real_samples = validation_inputs(calibration, input_shape,
                                               real=calibration_info.get("source") != "random")
     reference = reference_outputs(loaded.model, samples)
-    staging = staging_dir_for(request.outdir)  # a path that cannot be written is a UsageError naming it
+    staging = staging_dir_for(target)  # a path that cannot be written is a UsageError naming it
     try:
         runner = RunnerClient(LocalDevice(), str(runner_script()))
         records = []
@@ -91,49 +90,12 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
             inspection=inspection,
         )
         manifest.write(staging)
-        writing_output(request.outdir, lambda: publish_dir(staging, request.outdir))
+        publish_export(staging, target, request.outdir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     manifest.folder = request.outdir
     return manifest
-
-
-def check_outdir(outdir: Path) -> None:
-    """Refuse to replace a folder that is not an earlier export: it may hold the user's other files.
-
-    Also refuse, before any slow work, an OUTDIR that cannot be made: one under a regular file, or under a folder
-    this user may not write to (the staging folder is made beside OUTDIR).
-    """
-    try:
-        if outdir.exists() and (not outdir.is_dir()
-                                or (any(outdir.iterdir()) and not (outdir / MANIFEST_FILENAME).exists())):
-            raise UsageError(
-                f"output '{outdir}' exists and is not an edgeprune export folder",
-                hint="choose a new -o folder or remove it",
-            )
-        ancestor = nearest_existing(outdir.absolute().parent)
-    except OSError as exc:
-        raise output_error(outdir, exc) from exc
-    if not ancestor.is_dir():
-        raise UsageError(f"cannot create output '{outdir}': '{ancestor}' is a file, not a folder",
-                         hint=WRITABLE_PATH_HINT)
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot create output '{outdir}': '{ancestor}' is not writable",
-                         hint=WRITABLE_PATH_HINT)
-
-
-def output_error(outdir: Path, exc: OSError) -> UsageError:
-    failed = Path(exc.filename) if exc.filename else outdir
-    return UsageError(f"cannot write output '{outdir}': {os_reason(exc, failed.parent)}", hint=WRITABLE_PATH_HINT)
-
-
-def writing_output(outdir: Path, write: Callable[[], T]) -> T:
-    """Run one write of the export folder; a failing file system becomes one clear line naming OUTDIR."""
-    try:
-        return write()
-    except OSError as exc:
-        raise output_error(outdir, exc) from exc
 
 
 def model_input_shape(loaded: LoadedModel) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from ..reports.text import visible
 from .checks import CheckResult, GateReport
 
 SUITE_NAME = "edgeprune gate"
@@ -20,6 +21,8 @@ def junit_xml(report: GateReport, *, timestamp: str) -> bytes:
         ET.SubElement(properties, "property", name=name, value=value)
     for check in report.checks:
         suite.append(testcase(check))
+    for element in suites.iter():
+        xml_safe(element)
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 
@@ -32,3 +35,12 @@ def testcase(check: CheckResult) -> ET.Element:
         failure.text = check.note or summary
     ET.SubElement(case, "system-out").text = f"{summary}{f': {check.note}' if check.note else ''}"
     return case
+
+
+def xml_safe(element: ET.Element) -> None:
+    """Names and messages come from the results and the policy; ElementTree writes a character that XML 1.0
+    forbids (most controls) as it is, and the file would no longer parse: show them as escapes instead. Attributes
+    (names, one-line messages) stay on one line."""
+    element.attrib = {name: visible(value) for name, value in element.attrib.items()}
+    if element.text:
+        element.text = visible(element.text, keep_lines=True)

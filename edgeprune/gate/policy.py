@@ -18,14 +18,16 @@ devices.D.variants.V > devices.D > variants.V > defaults.
 from __future__ import annotations
 
 import difflib
+import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from ..convert.variants import REFERENCE_VARIANT
 from ..errors import ConfigError, UsageError
+from ..parsing import ParseError, decode_utf8, parse_toml
+from ..reports.text import one_line
 from ..results.document import RunRecord
 from ..toml_lines import TablePath, line_of
 
@@ -119,19 +121,21 @@ class Policy:
 
 def read_policy(path: Path) -> Policy:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = decode_utf8(Path(path).read_bytes())
     except FileNotFoundError:
         raise UsageError(f"policy file '{path}' does not exist", hint="see docs/gate.md for the format") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"policy file '{path}' cannot be read: {exc}") from exc
+    except ParseError as exc:
+        raise ConfigError(f"policy file '{path}' is {exc}", hint="save it as UTF-8") from None
     return parse_policy(text, Path(path))
 
 
 def parse_policy(text: str, path: Path) -> Policy:
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        document = parse_toml(text)
+    except ParseError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     parser = _PolicyParser(path, text)
     rules: list[Rule] = []
     for key, value in document.items():
@@ -166,7 +170,8 @@ class _PolicyParser:
         if choices is not None and key is not None:
             close = difflib.get_close_matches(key, choices, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(choices)}"
-        return ConfigError(f"{where} {problem}", hint=hint)
+        # Table and key names are the file's: one_line keeps a crafted one from splitting the message.
+        return ConfigError(one_line(f"{where} {problem}"), hint=hint)
 
     def tables_in(self, table: TablePath, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -214,8 +219,10 @@ def readable(value: float, *, signed: bool = False) -> str:
 
 
 def dotted(table: TablePath) -> str:
-    """A table path as TOML writes it: bare keys as they are, others quoted."""
-    return ".".join(part if part and all(c.isalnum() or c in "_-" for c in part) else f'"{part}"' for part in table)
+    """A table path as TOML writes it: bare keys as they are, others quoted (TOML's escapes are JSON's), and what
+    neither escapes (a bidirectional override ...) shown as an escape too: the names are the file's."""
+    return ".".join(part if part and all(c.isascii() and (c.isalnum() or c in "_-") for c in part)
+                    else one_line(json.dumps(part, ensure_ascii=False)) for part in table)
 
 
 def type_name(value: object) -> str:

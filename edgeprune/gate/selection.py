@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..convert.variants import REFERENCE_VARIANT
 from ..errors import UsageError
+from ..reports.text import one_line
 from ..results.document import ResultsDocument, RunRecord
 from .policy import BUDGET_KINDS, BudgetKind, Policy, Rule
 
@@ -34,9 +35,10 @@ class PlannedCheck:
 
 
 def describe_run(run: RunRecord) -> str:
-    """``pi4 digits_cnn/int8 t4 xnnpack``: the run's whole identity, short enough for a table column."""
+    """``pi4 digits_cnn/int8 t4 xnnpack``: the run's whole identity, short enough for a table column (and on one
+    line whatever the results file names it)."""
     threads = f" t{run.threads}" if run.threads is not None else ""
-    return f"{run.device} {run.model}/{run.variant}{threads} {'xnnpack' if run.xnnpack else 'no-xnnpack'}"
+    return one_line(f"{run.device} {run.model}/{run.variant}{threads} {'xnnpack' if run.xnnpack else 'no-xnnpack'}")
 
 
 def plan_checks(inputs: GateInputs) -> list[PlannedCheck]:
@@ -80,8 +82,8 @@ def unmatched_rules(inputs: GateInputs) -> list[str]:
     problems = []
     for rule in inputs.policy.rules:
         if (rule.device, rule.variant) != (None, None) and not any(rule.applies_to(run) for run in runs):
-            devices = ", ".join(sorted({run.device for run in runs}))
-            variants = ", ".join(sorted({run.variant for run in runs}))
+            devices = ", ".join(sorted({one_line(run.device) for run in runs}))
+            variants = ", ".join(sorted({one_line(run.variant) for run in runs}))
             problems.append(f"{inputs.policy.where(rule)} selects no run in '{inputs.results_name}' "
                             f"(its devices: {devices}; variants: {variants})")
     return problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..reports.markdown import markdown_table
+from ..reports.markdown import markdown_code, markdown_table
 from .checks import GateReport
 from .console import verdict
 
@@ -11,11 +11,11 @@ def markdown_summary(report: GateReport) -> str:
     icon = "✅" if report.passed else "❌"
     # Failures first: in a long gate they are what the reader came for.
     ordered = sorted(report.checks, key=lambda check: check.passed)
-    rows = [["✅" if check.passed else "❌", check.subject, f"`{check.budget}`", check.measured_text,
+    rows = [["✅" if check.passed else "❌", check.subject, markdown_code(check.budget), check.measured_text,
              check.limit_text, check.source, check.note] for check in ordered]
     inputs = report.inputs
-    sources = f"policy `{inputs.policy.path}`, results `{inputs.results_name}`" + (
-        f", baseline `{inputs.baseline_name}`" if inputs.baseline_name else "")
+    sources = f"policy {markdown_code(inputs.policy.path)}, results {markdown_code(inputs.results_name)}" + (
+        f", baseline {markdown_code(inputs.baseline_name)}" if inputs.baseline_name else "")
     return "\n".join([
         f"### {icon} edgeprune {verdict(report)}",
         "",

@@ -13,14 +13,15 @@ from .report import InspectionReport
 from .tflite_model import inspect_tflite
 
 
-def inspect_path(path: Path) -> InspectionReport:
-    """Weight statistics and XNNPACK sparse verdict of a .tflite file or a Keras model (.keras, .h5, SavedModel)."""
+def inspect_path(path: Path, *, trust_model_code: bool = False) -> InspectionReport:
+    """Weight statistics and XNNPACK sparse verdict of a .tflite file or a Keras model (.keras, .h5, SavedModel);
+    ``trust_model_code`` as for ``load_model``."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model '{path}' does not exist", hint="check the path")
     if path.suffix.lower() == ".tflite":
         return inspect_tflite(path)
-    return inspect_keras(path)
+    return inspect_keras(path, trust_code=trust_model_code)
 
 
 def inspect_loaded_model(loaded: LoadedModel) -> dict[str, Any]:

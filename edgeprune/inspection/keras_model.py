@@ -72,8 +72,8 @@ ACTIVATION_KINDS = {
 }
 
 
-def inspect_keras(path: Path) -> InspectionReport:
-    return inspect_loaded(load_model(path))
+def inspect_keras(path: Path, *, trust_code: bool = False) -> InspectionReport:
+    return inspect_loaded(load_model(path, trust_code=trust_code))
 
 
 def inspect_loaded(loaded: LoadedModel) -> InspectionReport:

@@ -3,12 +3,13 @@
 Formats: a tf_keras ``.keras`` zip or ``.h5`` file, a tf_keras SavedModel folder, or a Keras 3 ``.keras``
 zip. Keras 3 models cannot carry tfmot wrappers (tfmot rejects them), so they never need stripping; they are
 loaded with Keras 3 and converted through a SavedModel export.
+
+A model whose config carries Python code (a Lambda layer, a custom object) is refused before Keras reads it,
+unless the caller trusts its code: loading would run that code (``carried_code``).
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from .. import tfenv
-from ..data import ARCHIVE_READ_ERRORS
 from ..errors import ModelLoadError
 from ..hashing import file_sha256, tree_sha256
+from .carried_code import find_carried_code
+from .saved_config import h5_model_config, keras_zip_document, saved_model_documents
 
 KERAS_ZIP = "keras"
 KERAS3_ZIP = "keras3"
@@ -72,6 +74,8 @@ def detect_format(path: Path) -> str:
         if (path / "saved_model.pb").is_file():
             return SAVED_MODEL
         raise ModelLoadError(f"'{path}' is a folder without saved_model.pb", hint="pass a SavedModel folder")
+    if not path.is_file():  # a FIFO or device: reading it would block or never end
+        raise ModelLoadError(f"model '{path}' is not a regular file", hint="pass a .keras or .h5 file")
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         return H5
@@ -85,13 +89,7 @@ def detect_format(path: Path) -> str:
 
 
 def _keras_zip_flavour(path: Path) -> str:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read("metadata.json"))
-    except ARCHIVE_READ_ERRORS as exc:
-        raise ModelLoadError(
-            f"'{path}' is not a readable .keras archive ({type(exc).__name__})", hint="re-save the model"
-        ) from exc
+    metadata = keras_zip_document(path, "metadata.json")
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"'{path}' is not a readable .keras archive (metadata.json is not an object)",
                              hint="re-save the model")
@@ -99,26 +97,45 @@ def _keras_zip_flavour(path: Path) -> str:
     return KERAS3_ZIP if version.startswith("3.") else KERAS_ZIP
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def load_model(path: str | Path, *, trust_code: bool = False) -> LoadedModel:
+    """``trust_code``: load a model that carries Python code (and so run that code); else it is refused."""
     path = Path(path)
     model_format = detect_format(path)
+    if not trust_code:
+        refuse_carried_code(path, model_format)
     sha256 = tree_sha256(path) if path.is_dir() else file_sha256(path)
     if model_format == KERAS3_ZIP:
-        return LoadedModel(path, model_format, sha256, _load_keras3(path), stripped=False)
-    wrapped = _load_tf_keras(path)
+        return LoadedModel(path, model_format, sha256, _load_keras3(path, trust_code), stripped=False)
+    wrapped = _load_tf_keras(path, trust_code)
     if not _has_pruning_wrappers(wrapped):
         return LoadedModel(path, model_format, sha256, wrapped, stripped=False)
     stripped = tfenv.tfmot().sparsity.keras.strip_pruning(wrapped)
     return LoadedModel(path, model_format, sha256, stripped, stripped=True, wrapped_model=wrapped)
 
 
-def _load_tf_keras(path: Path) -> Any:
+def refuse_carried_code(path: Path, model_format: str) -> None:
+    """Read the config the way Keras would find it, as data, and refuse a model that carries code."""
+    if model_format == H5:
+        documents = [h5_model_config(path)]
+    elif model_format == SAVED_MODEL:
+        documents = saved_model_documents(path)
+    else:
+        documents = [keras_zip_document(path, "config.json")]
+    for document in documents:
+        found = find_carried_code(document)
+        if found:
+            raise ModelLoadError(f"model '{path}' carries Python code ({found}), which loading it would run",
+                                 hint="pass --trust-model-code only if you trust whoever made the model")
+
+
+def _load_tf_keras(path: Path, trust_code: bool) -> Any:
     keras = tfenv.tf_keras()
     tfmot = tfenv.tfmot()
     try:
-        # prune_scope registers tfmot's wrapper classes so still-wrapped models deserialize.
+        # prune_scope registers tfmot's wrapper classes so still-wrapped models deserialize. safe_mode guards
+        # .keras files a second time; the other formats ignore it.
         with tfmot.sparsity.keras.prune_scope():
-            model = keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False, safe_mode=not trust_code)
     except Exception as exc:  # Keras raises many unrelated types for unreadable files
         raise ModelLoadError(
             f"cannot load '{path}' with tf_keras: {_first_line(exc)}",
@@ -127,14 +144,14 @@ def _load_tf_keras(path: Path) -> Any:
     return _checked_model(model, keras.Model, path)
 
 
-def _load_keras3(path: Path) -> Any:
+def _load_keras3(path: Path, trust_code: bool) -> Any:
     tfenv.tensorflow()
     try:
         import keras
     except ImportError as exc:
         raise ModelLoadError(f"'{path}' is a Keras 3 model but Keras 3 is not installed", hint="pip install keras") from exc
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False, safe_mode=not trust_code)
     except Exception as exc:  # Keras raises many unrelated types for unreadable files
         raise ModelLoadError(f"cannot load Keras 3 model '{path}': {_first_line(exc)}") from exc
     return _checked_model(model, keras.Model, path)

@@ -6,6 +6,7 @@ from ..bench.stats import median_ratio
 from ..convert.variants import REFERENCE_VARIANT
 from ..results.document import ResultsDocument, RunRecord
 from .table import format_table, human_bytes
+from .text import one_line
 
 
 def speedup_text(document: ResultsDocument, run: RunRecord) -> str | None:
@@ -38,9 +39,9 @@ def render_bench(document: ResultsDocument) -> str:
     lines = [format_table(headers, rows)]
     for verdict in document.sparse_inference:
         state = "applied" if verdict["applied"] else "not applied"
-        lines.append(f"\nXNNPACK sparse inference on {verdict['device']} ({verdict['arch']}), {verdict['model']}: "
-                     f"{state}")
-        lines.extend(f"  - {reason}" for reason in verdict["reasons"])
+        headline = f"XNNPACK sparse inference on {verdict['device']} ({verdict['arch']}), {verdict['model']}: {state}"
+        lines.append(f"\n{one_line(headline)}")
+        lines.extend(f"  - {one_line(reason)}" for reason in verdict["reasons"])
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from ..devices.base import Device
 from ..devices.inventory import DeviceSpec, Inventory
 from .table import format_table
+from .text import one_line
 
 
 def render_device_list(inventory: Inventory) -> str:
@@ -50,4 +51,5 @@ def render_device_check(device: Device, info: dict[str, Any]) -> str:
         ("workdir free", f"{free:.0f} MB" if free is not None else "n/a"),
     ]
     width = max(len(key) for key, _ in facts)
-    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in facts)
+    # The values are the board's own reply.
+    return "\n".join(f"{key.ljust(width)}  {one_line(value)}" for key, value in facts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..results.manifest import Manifest
 from .table import format_table, human_bytes
+from .text import shorten
 
 
 def render_export(manifest: Manifest) -> str:
@@ -22,7 +23,3 @@ def render_export(manifest: Manifest) -> str:
         ])
     table = format_table(["variant", "size", "vs fp32", "gzip", "sparse tensors", "validation"], rows)
     return f"{table}\n\nwrote {manifest.folder}/manifest.json"
-
-
-def shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."

@@ -9,6 +9,7 @@ from typing import Any, Collection
 from . import plots
 from .report_data import PARETO_MEANING, ModelSparsity, ReportData, Table
 from .table import is_number
+from .text import one_line
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1150px;
@@ -26,21 +27,24 @@ tr.failed td { background: #fdecea; }
 
 
 def render_html(data: ReportData) -> str:
-    body = [f"<h1>{escape(data.title)}</h1>", facts_list(data.facts()), latency_section(data),
+    body = [f"<h1>{safe(data.title)}</h1>", facts_list(data.facts()), latency_section(data),
             tradeoff_section(data), sparsity_section(data), sparse_inference_section(data)]
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(data.title)}</title><style>{STYLE}</style></head>",
+        f"<title>{safe(data.title)}</title><style>{STYLE}</style></head>",
         "<body>", *body, "</body></html>", "",
     ])
 
 
 def latency_section(data: ReportData) -> str:
     image = plots.latency_distribution_png(data)
-    figure = plot_img(image, "latency distribution per variant, device and model") if image else note(
-        "No run has latency samples to plot.")
+    if image is None:
+        figure = note("No run has latency samples to plot.")
+    else:
+        figure = (plot_img(image, "latency distribution per variant, device and model")
+                  + cropped(len(plots.latency_panels(data)), plots.MAX_PANELS, "device and model panels"))
     return section("Latency", figure + html_table(data.runs_table(), failed_rows=failed_rows(data)))
 
 
@@ -50,6 +54,7 @@ def tradeoff_section(data: ReportData) -> str:
         return section("Trade-off", note("No run was measured: nothing to compare."))
     legend = note(f"Ringed in the plot, ★ in the table. {PARETO_MEANING}")
     return section("Trade-off", plot_img(image, "p50 latency vs model size vs top-1") + legend
+                   + cropped(len(plots.tradeoff_panels(data)), plots.MAX_PANELS, "device and model panels")
                    + html_table(data.tradeoff_table()))
 
 
@@ -58,18 +63,18 @@ def sparsity_section(data: ReportData) -> str:
 
 
 def model_sparsity(data: ReportData, model: ModelSparsity) -> str:
-    heading = f"<h3>{escape(model.model)}</h3>"
+    heading = f"<h3>{safe(model.model)}</h3>"
     if model.problem:
         return heading + note(model.problem)
     return (heading + note(model.summary) + plot_img(plots.sparsity_png(model), f"per-layer sparsity of {model.model}")
-            + html_table(data.sparsity_table(model)))
+            + cropped(len(model.layers), plots.MAX_LAYERS, "layers") + html_table(data.sparsity_table(model)))
 
 
 def sparse_inference_section(data: ReportData) -> str:
     verdicts = data.sparse_inference()
     if not verdicts:
         return ""
-    items = "".join(f"<li><b>{escape(headline)}</b><ul>{''.join(f'<li>{escape(reason)}</li>' for reason in reasons)}"
+    items = "".join(f"<li><b>{safe(headline)}</b><ul>{''.join(f'<li>{safe(reason)}</li>' for reason in reasons)}"
                     f"</ul></li>" for headline, reasons in verdicts)
     return section("XNNPACK sparse inference", f"<ul>{items}</ul>")
 
@@ -78,27 +83,39 @@ def failed_rows(data: ReportData) -> set[int]:
     return {index for index, run in enumerate(data.document.runs) if not run.ok}
 
 
+def safe(value: Any) -> str:
+    """Text for an element or an attribute value: control characters shown (see ``text``), then HTML-escaped."""
+    return escape(one_line(value))
+
+
 def section(title: str, content: str) -> str:
-    return f"<section><h2>{escape(title)}</h2>\n{content}\n</section>"
+    return f"<section><h2>{safe(title)}</h2>\n{content}\n</section>"
 
 
 def plot_img(image: bytes, alt: str) -> str:
     encoded = base64.b64encode(image).decode("ascii")
-    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{encoded}">'
+    return f'<img class="plot" alt="{safe(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def cropped(total: int, shown: int, what: str) -> str:
+    """What a plot left out to stay drawable, when it did."""
+    if total <= shown:
+        return ""
+    return note(f"The plot shows the first {shown} of {total} {what}; the table lists them all.")
 
 
 def note(text: str) -> str:
-    return f'<p class="note">{escape(text)}</p>'
+    return f'<p class="note">{safe(text)}</p>'
 
 
 def facts_list(facts: list[tuple[str, str]]) -> str:
-    items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in facts)
+    items = "".join(f"<dt>{safe(name)}</dt><dd>{safe(value)}</dd>" for name, value in facts)
     return f'<dl class="facts">{items}</dl>'
 
 
 def html_table(headers_and_rows: Table, failed_rows: Collection[int] = ()) -> str:
     headers, rows = headers_and_rows
-    head = "".join(f"<th>{escape(header)}</th>" for header in headers)
+    head = "".join(f"<th>{safe(header)}</th>" for header in headers)
     body = "".join(row_html(row, failed=index in failed_rows) for index, row in enumerate(rows))
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
@@ -109,4 +126,4 @@ def row_html(row: list[Any], *, failed: bool) -> str:
 
 def cell(value: Any) -> str:
     text = "-" if value is None else str(value)
-    return f'<td class="num">{escape(text)}</td>' if is_number(text) else f"<td>{escape(text)}</td>"
+    return f'<td class="num">{safe(text)}</td>' if is_number(text) else f"<td>{safe(text)}</td>"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .text import one_line
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(h) for h in headers]] + [["-" if value is None else str(value) for value in row] for row in rows]
+    cells = [[one_line(h) for h in headers]] + [["-" if value is None else one_line(value) for value in row]
+                                                for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     numeric = [all(is_number(row[i]) for row in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
 

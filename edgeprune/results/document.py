@@ -7,7 +7,8 @@ file atomically after every finished run, so a bench that dies later keeps what 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import math
+import sys
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
+from ..parsing import ParseError, parse_json
 from .json_types import check_items, check_keys
 
 RESULTS_KIND = "edgeprune.results"
@@ -100,6 +102,7 @@ class ResultsWriter:
 
     def add(self, run: RunRecord) -> None:
         """A finished run: replaces its checkpoint if it had one, and goes to the history too."""
+        run = RunRecord(**without_non_finite(run.to_json()))  # the history stores it as JSON too
         with self._lock:
             self._put(run)
             self._write()
@@ -130,17 +133,31 @@ class ResultsWriter:
 
     def _write(self) -> None:
         if self.path is not None:
-            write_json_atomic(self.path, self.document.to_json(), what="results file")
+            write_json_atomic(self.path, without_non_finite(self.document.to_json()), what="results file")
+
+
+def without_non_finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity made null. JSON has neither: ``json.dumps`` would write ``NaN``,
+    which strict readers (edgeprune's own among them) reject, and the whole results file with it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: without_non_finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_non_finite(item) for item in value]
+    return value
 
 
 def read_results(path: Path) -> ResultsDocument:
     """Read a results document; every problem names the file and, where it can, the run and key."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = parse_json(Path(path).read_bytes())
     except FileNotFoundError as exc:
         raise UsageError(f"results file '{path}' does not exist", hint="run edgeprune bench -o FILE first") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"results file '{path}' is not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise UsageError(f"results file '{path}' cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    except ParseError as exc:
+        raise UsageError(f"results file '{path}' is not valid JSON ({exc})") from None
     return results_from_json(document, str(path))
 
 
@@ -160,6 +177,19 @@ _ACCURACY_KEYS = {**{key: "number null" for key in ("top1", "top1_agreement", "m
                                                      "snr_db")}, "n": "integer"}
 _VERDICT_KEYS = {"device": "string", "model": "string", "arch": "string null", "applied": "boolean",
                  "reasons": "array"}
+# The ranges of the numbers that readers divide, plot, format and store. A NaN, a negative latency or a number
+# past float range in a crafted file fails here, naming file, run and key, not deep inside matplotlib or a ratio.
+MAX_MEASURE = 1e9  # ms (11.6 days for one invoke) or MB
+MAX_COUNT = 2**53  # counts and bytes: exact as floats, and within SQLite's INTEGER
+_FLOAT_MAX = sys.float_info.max
+_RUN_RANGES = {"size_bytes": (0, MAX_COUNT), "threads": (1, MAX_COUNT), "init_ms": (0, MAX_MEASURE),
+               "first_invoke_ms": (0, MAX_MEASURE), "peak_rss_mb": (0, MAX_MEASURE)}
+_LATENCY_RANGES = {**dict.fromkeys(("p50", "p90", "p99", "mean", "std", "min", "max"), (0, MAX_MEASURE)),
+                   "n": (0, MAX_COUNT)}
+_ACCURACY_RANGES = {"top1": (0, 1), "top1_agreement": (0, 1), "max_abs_error": (0, _FLOAT_MAX),
+                    "mean_abs_error": (0, _FLOAT_MAX), "snr_db": (-_FLOAT_MAX, _FLOAT_MAX), "n": (0, MAX_COUNT)}
+# A sample is one timed invoke: more than 0 (perf_counter_ns, rounded to 1 ns), since speed-ups divide by medians.
+_SAMPLE_RANGE = (1e-6, MAX_MEASURE)
 
 
 def _check_run(run: dict[str, Any], where: str) -> None:
@@ -172,6 +202,30 @@ def _check_run(run: dict[str, Any], where: str) -> None:
         check_keys(run["accuracy"], _ACCURACY_KEYS, f"{where}.accuracy")
     if run.get("samples_ms") is not None:
         check_items(run["samples_ms"], "number", f"{where}.samples_ms")
+        low, high = _SAMPLE_RANGE
+        if run["samples_ms"] and not low <= min(run["samples_ms"]) <= max(run["samples_ms"]) <= high:
+            index, value = next((i, v) for i, v in enumerate(run["samples_ms"]) if not low <= v <= high)
+            raise UsageError(f"{where}.samples_ms[{index}] must be a number from {low:g} to {high:g} ms, "
+                             f"not {_number(value)}")
+    _check_ranges(run, _RUN_RANGES, where)
+    _check_ranges(run.get("latency_ms") or {}, _LATENCY_RANGES, f"{where}.latency_ms")
+    _check_ranges(run.get("accuracy") or {}, _ACCURACY_RANGES, f"{where}.accuracy")
+
+
+def _check_ranges(values: dict[str, Any], ranges: dict[str, tuple[float, float]], where: str) -> None:
+    """Each number of ``values`` that ``ranges`` bounds (their types are checked already) lies within it."""
+    for key, (low, high) in ranges.items():
+        value = values.get(key)
+        if value is not None and not low <= value <= high:  # NaN compares false: it fails here too
+            raise UsageError(f"{where}.{key} must be a number from {low:g} to {high:g}, not {_number(value)}")
+
+
+def _number(value: float) -> str:
+    """A number for a message, even a whole number of 4000 digits."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return "a number beyond float range"
 
 
 def _check_header(document: dict[str, Any], origin: str) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
 from ..fsutil import os_reason
+from ..parsing import ParseError, parse_json
 from .document import ResultsDocument, RunRecord, results_from_json
 
 DEFAULT_HISTORY_DIR = Path(".edgeprune")
@@ -65,6 +67,18 @@ def _switch_to_wal(db: sqlite3.Connection) -> None:
             time.sleep(WAL_RETRY_S)
 
 
+@dataclass(frozen=True)
+class BenchRow:
+    id: int
+    label: str | None
+    created: str
+
+    def __str__(self) -> str:
+        # repr: the row's text is the database's, and a message stays one line.
+        label = f"labelled {self.label!r}" if self.label is not None else "unlabelled"
+        return f"bench {self.id} ({label}, created {self.created!r})"
+
+
 class History:
     def __init__(self, folder: Path = DEFAULT_HISTORY_DIR) -> None:
         self.path = folder / HISTORY_FILENAME
@@ -106,19 +120,38 @@ class History:
         with self._db:
             self._db.execute("UPDATE benches SET header = ? WHERE id = ?", (json.dumps(header), bench_id))
 
-    def load(self, label: str) -> ResultsDocument:
-        """The newest bench with ``label`` (or with that numeric id), as a results document."""
-        row = self._db.execute(
-            "SELECT id, header FROM benches WHERE label = ? OR CAST(id AS TEXT) = ? ORDER BY id DESC LIMIT 1",
-            (label, label),
-        ).fetchone()
-        if row is None:
-            raise UsageError(f"no bench labelled '{label}' in {self.path}",
-                             hint="name a run with edgeprune bench --label LABEL")
-        bench_id, header = row
-        records = [json.loads(record) for (record,) in
-                   self._db.execute("SELECT record FROM runs WHERE bench_id = ? ORDER BY id", (bench_id,))]
-        return results_from_json({**json.loads(header), "runs": records}, f"{self.path} (bench {bench_id})")
+    def newest_labelled(self, label: str) -> BenchRow | None:
+        return self._bench("WHERE label = ? ORDER BY id DESC LIMIT 1", label)
+
+    def bench(self, bench_id: int) -> BenchRow | None:
+        return self._bench("WHERE id = ?", bench_id)
+
+    def _bench(self, where: str, value: object) -> BenchRow | None:
+        row = self._read(f"SELECT id, label, created FROM benches {where}", value)
+        return BenchRow(*row[0]) if row else None
+
+    def load(self, bench_id: int) -> ResultsDocument:
+        """Bench ``bench_id`` as a results document, checked as a results file is: the history is a file too."""
+        origin = f"{self.path} (bench {bench_id})"
+        headers = self._read("SELECT header FROM benches WHERE id = ?", bench_id)
+        if not headers:
+            raise UsageError(f"no bench {bench_id} in {self.path}")
+        records = self._read("SELECT record FROM runs WHERE bench_id = ? ORDER BY id", bench_id)
+        try:
+            header = parse_json(headers[0][0])
+            runs = [parse_json(record) for (record,) in records]
+        except (ParseError, TypeError) as exc:  # TypeError: a row that holds no text
+            raise UsageError(f"{origin}: a stored row is not a JSON document ({exc})",
+                             hint="record the baseline again with edgeprune bench --label LABEL") from None
+        if not isinstance(header, dict):
+            raise UsageError(f"{origin}: the stored header is not a JSON object")
+        return results_from_json({**header, "runs": runs}, origin)
+
+    def _read(self, query: str, value: object) -> list[tuple]:
+        try:
+            return self._db.execute(query, (value,)).fetchall()
+        except sqlite3.Error as exc:  # a damaged or foreign database
+            raise UsageError(f"results history '{self.path}' cannot be read: {exc}", hint=HISTORY_HINT) from exc
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,185 @@
+"""Typed, bounded reading of the fields of a parsed JSON document that came from outside.
+
+``parse_json`` makes sure a document is well-formed; this makes sure each field a consumer uses is there, has
+the type it needs and a value in range, before anything uses it. A field that is not is one ``FieldError``
+naming its key (``variants[2].size_bytes``) and what it must be, never echoing the hostile value beyond its type
+or a number; the caller adds the file or device it came from and picks the error class.
+
+Text is cleaned on the way in: control characters (ANSI escape sequences included) and bidirectional overrides
+are removed, so whatever a consumer prints is one plain line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TypeVar
+
+T = TypeVar("T")
+MAX_TEXT = 2000
+_MISSING = object()
+# CSI (ESC [ ... final) and OSC (ESC ] ... BEL or ESC \) sequences go whole; any other control character alone.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+class FieldError(ValueError):
+    """A field is missing, of the wrong type or out of range; ``str()`` names the key and the rule."""
+
+
+def printable(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` as one plain line: escape sequences and control characters removed, line breaks and tabs made
+    spaces, at most ``limit`` characters (cut with '...')."""
+    text = _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text.replace("\t", " ").replace("\r", " ").replace("\n", " ")))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def has_control_characters(text: str) -> bool:
+    return bool(_CONTROL.search(text)) or "\t" in text or "\n" in text
+
+
+def json_type(value: Any) -> str:
+    """What ``value`` is, for messages: a number as itself, anything else by its JSON type only (a hostile
+    string or array is not repeated)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**15 else f"{value:.3g}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bounded(value: float, where: str, low: float | None, high: float | None) -> None:
+    if low is not None and value < low:
+        raise FieldError(f"{where} must be at least {json_type(low)}, not {json_type(value)}")
+    if high is not None and value > high:
+        raise FieldError(f"{where} must be at most {json_type(high)}, not {json_type(value)}")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The fields of one JSON object; ``where`` is its key path for messages (empty at the document's top)."""
+
+    value: Mapping[str, Any]
+    where: str = ""
+
+    @classmethod
+    def of(cls, value: Any, where: str = "") -> Fields:
+        if not isinstance(value, dict):
+            raise FieldError(f"{where or 'the document'} must be an object, not {json_type(value)}")
+        return cls(value, where)
+
+    def key(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _typed(self, key: str, kind: str, check: Callable[[Any], bool], null: bool, optional: bool) -> Any:
+        """The value if ``check`` accepts it; None for an allowed null or, when ``optional``, an absent key."""
+        value = self.value.get(key, _MISSING)
+        if value is _MISSING:
+            if optional:
+                return None
+            raise FieldError(f"{self.key(key)} is missing")
+        if value is None and null:
+            return None
+        if not check(value):
+            raise FieldError(f"{self.key(key)} must be {kind}{' or null' if null else ''}, not {json_type(value)}")
+        return value
+
+    def text(self, key: str, *, null: bool = False, optional: bool = False, limit: int = MAX_TEXT) -> str | None:
+        """A string, cleaned to one printable line of at most ``limit`` characters."""
+        value = self._typed(key, "a string", lambda v: isinstance(v, str), null, optional)
+        return None if value is None else printable(value, limit)
+
+    def path(self, key: str, *, null: bool = False, optional: bool = False, limit: int = 4096) -> str | None:
+        """A file path: taken as written (cleaning would name another file), so control characters are refused."""
+        value = self._typed(key, "a string", lambda v: isinstance(v, str), null, optional)
+        if value is not None and (not value or len(value) > limit or has_control_characters(value)):
+            raise FieldError(f"{self.key(key)} must be a path without control characters, of 1 to {limit} "
+                             "characters")
+        return value
+
+    def choice(self, key: str, choices: Any, *, null: bool = False) -> str | None:
+        value = self._typed(key, "a string", lambda v: isinstance(v, str), null, False)
+        if value is not None and value not in choices:
+            raise FieldError(f"{self.key(key)} must be one of {', '.join(sorted(choices))}")
+        return value
+
+    def integer(self, key: str, *, low: int | None = None, high: int | None = None, null: bool = False,
+                optional: bool = False) -> int | None:
+        value = self._typed(key, "a whole number", _is_integer, null, optional)
+        if value is not None:
+            _bounded(value, self.key(key), low, high)
+        return value
+
+    def number(self, key: str, *, low: float | None = None, high: float | None = None, null: bool = False,
+               optional: bool = False) -> float | None:
+        """A finite number (ints stay ints)."""
+        value = self._typed(key, "a finite number", _is_number, null, optional)
+        if value is not None:
+            _bounded(value, self.key(key), low, high)
+        return value
+
+    def flag(self, key: str, *, null: bool = False, optional: bool = False) -> bool | None:
+        return self._typed(key, "true or false", lambda v: isinstance(v, bool), null, optional)
+
+    def object(self, key: str, *, null: bool = False, optional: bool = False) -> Fields | None:
+        value = self._typed(key, "an object", lambda v: isinstance(v, dict), null, optional)
+        return None if value is None else Fields(value, self.key(key))
+
+    def raw_object(self, key: str, *, null: bool = False, optional: bool = False) -> dict[str, Any] | None:
+        """An object kept as it is: for parts no consumer reads field by field (provenance, figures)."""
+        return self._typed(key, "an object", lambda v: isinstance(v, dict), null, optional)
+
+    def array(self, key: str, *, max_items: int, null: bool = False, optional: bool = False) -> list[Any] | None:
+        value = self._typed(key, "an array", lambda v: isinstance(v, list), null, optional)
+        if value is not None and len(value) > max_items:
+            raise FieldError(f"{self.key(key)} has {len(value)} items, more than the {max_items} it may have")
+        return value
+
+    def each(self, key: str, read: Callable[[Fields, str], T], *, max_items: int, null: bool = False,
+             optional: bool = False) -> list[T] | None:
+        """Every item of an array, read by ``read(holder, item_key)``; the holder maps ``key[i]`` to item i."""
+        items = self.array(key, max_items=max_items, null=null, optional=optional)
+        if items is None:
+            return None
+        holder = Fields({f"{key}[{index}]": item for index, item in enumerate(items)}, self.where)
+        return [read(holder, f"{key}[{index}]") for index in range(len(items))]
+
+    def texts(self, key: str, *, max_items: int, limit: int = MAX_TEXT, null: bool = False,
+              optional: bool = False) -> list[str] | None:
+        return self.each(key, lambda holder, item: holder.text(item, limit=limit), max_items=max_items, null=null,
+                         optional=optional)
+
+    def integers(self, key: str, *, max_items: int, low: int | None = None, high: int | None = None,
+                 null: bool = False, optional: bool = False) -> list[int] | None:
+        """An array of whole numbers; one pass without a call per item, as it may hold millions (samples)."""
+        items = self.array(key, max_items=max_items, null=null, optional=optional)
+        if items is None:
+            return None
+        if not all(type(item) is int for item in items):  # bool is not int here, as in JSON
+            index, item = next((i, v) for i, v in enumerate(items) if type(v) is not int)
+            raise FieldError(f"{self.key(key)}[{index}] must be a whole number, not {json_type(item)}")
+
+        def outside(value: int) -> bool:
+            return (low is not None and value < low) or (high is not None and value > high)
+
+        if items and (outside(min(items)) or outside(max(items))):
+            index = next(i for i, v in enumerate(items) if outside(v))
+            _bounded(items[index], f"{self.key(key)}[{index}]", low, high)
+        return items
