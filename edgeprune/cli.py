@@ -13,6 +13,7 @@ from . import __version__
 from .commands import bench, devices, export, gate, inspect, report
 from .commands.options import ArgumentParser
 from .errors import EdgepruneError
+from .reports.text import one_line
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -67,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgepruneError as exc:
         if debug:
             raise
-        print(f"edgeprune: error: {exc}", file=sys.stderr)
+        # A message may quote a name from a hostile file or board: one line, escapes shown, never obeyed.
+        print(f"edgeprune: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except Terminated:
         print("edgeprune: terminated", file=sys.stderr)
