@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from edgeprune.convert.export import ExportRequest, export
-from edgeprune.convert.variants import parse_variant_list
+from edgeprune.variants import parse_variant_list
 from edgeprune.results.manifest import Manifest, VariantRecord
 
 REPO = Path(__file__).resolve().parents[1]

@@ -37,9 +37,9 @@ from pathlib import Path
 
 from edgeprune import tfenv
 from edgeprune.bench.run import BenchRequest, bench
-from edgeprune.bench.session import BenchPlan
+from edgeprune.bench.plan import BenchPlan
 from edgeprune.convert.export import ExportRequest, export
-from edgeprune.convert.variants import parse_variant_list
+from edgeprune.variants import parse_variant_list
 
 INPUT_SIZE = 224
 ALPHA = 1.0

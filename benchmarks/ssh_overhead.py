@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.bench.run import BenchRequest, bench
-from edgeprune.bench.session import BenchPlan
+from edgeprune.bench.plan import BenchPlan
 from edgeprune.convert.export import ExportRequest, export
-from edgeprune.convert.variants import parse_variant_list
+from edgeprune.variants import parse_variant_list
 from edgeprune.devices.inventory import Inventory
 from edgeprune.reports.table import format_table
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import signal
@@ -12,11 +13,15 @@ from typing import Iterator, Sequence
 from . import __version__
 from .commands import bench, devices, export, gate, inspect, report
 from .commands.options import ArgumentParser
-from .errors import EdgepruneError
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EdgepruneError
 from .reports.text import one_line
 
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 128 + signal.SIGTERM
+DESCRIPTION = """\
+Take a pruned Keras model to an ARM board and measure what pruning and quantization buy: export validated TFLite
+variants, inspect their sparsity and MACs, bench them on devices over SSH, gate a release on the results and
+report them."""
+EPILOG = "Run 'edgeprune COMMAND --help' for a command's options. Exit status: 0 ok, 1 failed runs/checks/" \
+         "variants, 2 unusable input, 130 interrupted, 143 terminated."
 
 
 class Terminated(KeyboardInterrupt):
@@ -41,7 +46,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="edgeprune", description=__doc__)
+    parser = ArgumentParser(prog="edgeprune", description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"edgeprune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)

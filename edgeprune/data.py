@@ -57,10 +57,6 @@ def checked_inputs(path: Path, arrays: dict[str, np.ndarray], input_shape: tuple
     return x
 
 
-def load_calibration(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    return checked_inputs(path, read_npz(path), input_shape)
-
-
 def load_dataset(path: Path, arrays: dict[str, np.ndarray], input_shape: tuple[int, ...],
                  num_classes: int | None) -> Dataset:
     """The data set in ``arrays`` (``read_npz(path)``), checked against the model."""

@@ -7,11 +7,20 @@ else in the library prints or exits.
 
 from __future__ import annotations
 
+import signal
+
+# Exit statuses, the CLI's contract with scripts and CI. Errors carry theirs as ``exit_code``.
+EXIT_OK = 0
+EXIT_FAILED = 1  # some runs, checks or named variants failed; the rest was done and written
+EXIT_USAGE = 2  # unusable input: nothing was done
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
 
 class EdgepruneError(Exception):
     """Base class: an error with a user-facing one-line message."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -25,7 +34,7 @@ class EdgepruneError(Exception):
 class UsageError(EdgepruneError):
     """Bad options, paths or input files: the inputs are unusable."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ModelLoadError(UsageError):
@@ -79,5 +88,3 @@ class RunnerError(DeviceError):
         self.kind = kind
 
 
-class GateFailed(EdgepruneError):
-    """A release gate check failed (exit 1, distinct from unusable inputs' exit 2)."""

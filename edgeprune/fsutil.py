@@ -74,10 +74,13 @@ def write_json_atomic(path: Path, document: Any, *, what: str = "file") -> None:
 
 
 def staging_dir_for(target: Path) -> Path:
-    """A fresh folder beside ``target`` (same filesystem, so the final rename is atomic)."""
+    """A fresh folder beside ``target`` (same filesystem, so the final rename is atomic), with the permissions
+    the umask gives a new folder: it becomes ``target``, and mkdtemp's private 0700 would hide it from the team."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
+        staging.chmod(0o777 & ~current_umask())
+        return staging
     except OSError as exc:
         raise UsageError(f"cannot create folder '{target}': {os_reason(exc, target.parent)}",
                          hint=WRITABLE_PATH_HINT) from exc

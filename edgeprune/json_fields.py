@@ -1,8 +1,9 @@
-"""Typed, bounded reading of the fields of a parsed JSON document that came from outside.
+"""Typed, bounded reading of the fields of a parsed JSON reply that came from outside (a board's runner, a lock
+file); edgeprune's own documents are checked against their shipped schemas instead (``results/schema.py``).
 
 ``parse_json`` makes sure a document is well-formed; this makes sure each field a consumer uses is there, has
 the type it needs and a value in range, before anything uses it. A field that is not is one ``FieldError``
-naming its key (``variants[2].size_bytes``) and what it must be, never echoing the hostile value beyond its type
+naming its key (``xnnpack.log_warnings[2]``) and what it must be, never echoing the hostile value beyond its type
 or a number; the caller adds the file or device it came from and picks the error class.
 
 Text is cleaned on the way in: control characters (ANSI escape sequences included) and bidirectional overrides
@@ -33,10 +34,6 @@ def printable(text: str, limit: int = MAX_TEXT) -> str:
     spaces, at most ``limit`` characters (cut with '...')."""
     text = _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text.replace("\t", " ").replace("\r", " ").replace("\n", " ")))
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def has_control_characters(text: str) -> bool:
-    return bool(_CONTROL.search(text)) or "\t" in text or "\n" in text
 
 
 def json_type(value: Any) -> str:
@@ -106,20 +103,6 @@ class Fields:
         value = self._typed(key, "a string", lambda v: isinstance(v, str), null, optional)
         return None if value is None else printable(value, limit)
 
-    def path(self, key: str, *, null: bool = False, optional: bool = False, limit: int = 4096) -> str | None:
-        """A file path: taken as written (cleaning would name another file), so control characters are refused."""
-        value = self._typed(key, "a string", lambda v: isinstance(v, str), null, optional)
-        if value is not None and (not value or len(value) > limit or has_control_characters(value)):
-            raise FieldError(f"{self.key(key)} must be a path without control characters, of 1 to {limit} "
-                             "characters")
-        return value
-
-    def choice(self, key: str, choices: Any, *, null: bool = False) -> str | None:
-        value = self._typed(key, "a string", lambda v: isinstance(v, str), null, False)
-        if value is not None and value not in choices:
-            raise FieldError(f"{self.key(key)} must be one of {', '.join(sorted(choices))}")
-        return value
-
     def integer(self, key: str, *, low: int | None = None, high: int | None = None, null: bool = False,
                 optional: bool = False) -> int | None:
         value = self._typed(key, "a whole number", _is_integer, null, optional)
@@ -141,10 +124,6 @@ class Fields:
     def object(self, key: str, *, null: bool = False, optional: bool = False) -> Fields | None:
         value = self._typed(key, "an object", lambda v: isinstance(v, dict), null, optional)
         return None if value is None else Fields(value, self.key(key))
-
-    def raw_object(self, key: str, *, null: bool = False, optional: bool = False) -> dict[str, Any] | None:
-        """An object kept as it is: for parts no consumer reads field by field (provenance, figures)."""
-        return self._typed(key, "an object", lambda v: isinstance(v, dict), null, optional)
 
     def array(self, key: str, *, max_items: int, null: bool = False, optional: bool = False) -> list[Any] | None:
         value = self._typed(key, "an array", lambda v: isinstance(v, list), null, optional)

@@ -4,7 +4,7 @@
 # results table is the "Runs" table of out/report.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EDGEPRUNE_SETUP=minimal bash scripts/setup.sh
+EDGEPRUNE_SETUP="${EDGEPRUNE_SETUP:-minimal}" bash scripts/setup.sh
 edgeprune=.venv/bin/edgeprune
 rm -rf out/digits_cnn out/mobilenet_digits
 "$edgeprune" export models/digits_cnn.keras -o out/digits_cnn --calibration models/digits_calibration.npz

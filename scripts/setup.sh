@@ -3,6 +3,7 @@
 # ones) and a virtualenv at .venv with edgeprune installed editable, with its dev extra.
 #   bash scripts/setup.sh            # everything (tests included)
 #   EDGEPRUNE_SETUP=minimal bash scripts/setup.sh   # only the Python side, for export + local bench
+#   EDGEPRUNE_SETUP=none bash scripts/setup.sh      # nothing: use the .venv as it is (the README examples test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +36,9 @@ install_python_packages() {
   log "python environment ready: .venv ($(.venv/bin/python --version))"
 }
 
-if [ "${EDGEPRUNE_SETUP:-full}" != minimal ]; then
-  install_system_packages
-fi
-install_python_packages
+case "${EDGEPRUNE_SETUP:-full}" in
+  full) install_system_packages; install_python_packages ;;
+  minimal) install_python_packages ;;
+  none) [ -x .venv/bin/edgeprune ] || { log "EDGEPRUNE_SETUP=none needs an existing .venv with edgeprune"; exit 1; } ;;
+  *) log "EDGEPRUNE_SETUP is full, minimal or none, not '${EDGEPRUNE_SETUP}'"; exit 2 ;;
+esac

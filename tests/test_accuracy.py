@@ -170,7 +170,7 @@ def two_headed_export(tmp_path_factory):
 
 
 def test_a_multi_output_model_is_scored_on_the_keras_first_output(capsys, isolated_cwd, two_headed_export):
-    from edgeprune.inspection.tflite_reader import parse_tflite
+    from edgeprune.model.tflite_file import parse_tflite
     from fixtures.devices import write_inventory
 
     export, source, data, first_head = two_headed_export

@@ -67,10 +67,12 @@ def test_a_broken_variant_fails_alone(capsys, bench_device, two_variants):
     code, out, err = bench(capsys, str(two_variants / "fp32.tflite"), str(two_variants / "broken.tflite"),
                            "--device", bench_device, "--runs", "3", "-o", "results.json")
     assert code == 1
-    runs = {run["variant"]: run for run in json.loads(open("results.json").read())["runs"]}
-    assert runs["fp32"]["status"] == "ok"
+    runs = {run["model"]: run for run in json.loads(open("results.json").read())["runs"]}
+    assert runs["tiny"]["status"] == "ok" and runs["tiny"]["variant"] == "fp32"
+    # Not named as an export names a variant: its own model, named by its file.
+    assert runs["broken"]["variant"] == "as-is"
     assert runs["broken"]["status"] == "failed" and "broken.tflite" in runs["broken"]["error"]
-    assert f"edgeprune: {bench_device} tiny/broken:" in err
+    assert f"edgeprune: {bench_device} broken/as-is:" in err
     assert "Traceback" not in err
 
 
@@ -118,3 +120,45 @@ def test_bad_bench_input_is_one_line(capsys, isolated_cwd, tiny_tflite, args, me
     assert len(lines) == 1 and lines[0].startswith("edgeprune: error:")
     assert message is None or message in lines[0]
     assert not (isolated_cwd / "results.json").exists()
+
+
+def test_runs_is_the_total_split_across_rounds(capsys, isolated_cwd, tiny_tflite):
+    code, _, err = bench(capsys, str(tiny_tflite), "--runs", "10", "--warmup", "0", "-o", "r.json", "--no-history")
+    assert code == 0, err
+    [run] = json.loads(open("r.json").read())["runs"]
+    assert run["latency_ms"]["n"] == 10 and len(run["samples_ms"]) == 10 and run["rounds"]["done"] == 3
+
+
+def test_fewer_runs_than_rounds_fill_fewer_rounds(capsys, isolated_cwd, tiny_tflite):
+    code, _, err = bench(capsys, str(tiny_tflite), "--runs", "2", "--warmup", "0", "-o", "r.json", "--no-history")
+    assert code == 0, err
+    document = json.loads(open("r.json").read())
+    assert document["settings"]["rounds"] == 2 and document["runs"][0]["latency_ms"]["n"] == 2
+
+
+def test_round_shares_add_up_to_the_runs_asked_for():
+    from edgeprune.bench.plan import BenchPlan
+
+    for runs, rounds, shares in [(10, 3, [4, 3, 3]), (12, 3, [4, 4, 4]), (3, 3, [1, 1, 1]), (7, 1, [7]),
+                                 (100, 7, [15, 15, 14, 14, 14, 14, 14])]:
+        plan = BenchPlan(runs=runs, rounds=rounds)
+        assert [plan.round_settings(index, 1, True).runs for index in range(rounds)] == shares
+
+
+def test_variants_picks_variants_of_export_folders(capsys, isolated_cwd, digits_export):
+    code, out, err = bench(capsys, str(digits_export), "--variants", "fp32,int8", "--runs", "1", "--rounds", "1",
+                           "-o", "r.json", "--no-history")
+    assert code == 0, err
+    assert sorted(run["variant"] for run in json.loads(open("r.json").read())["runs"]) == ["fp32", "int8"]
+
+
+@pytest.mark.parametrize("variants, message", [
+    ("fp32,bogus", "argument --variants: unknown variant 'bogus' (choose from all, fp32, "),
+    (",", "argument --variants: empty list"),
+    ("int8-dynamic-sparse", "no variant of the given paths is one of --variants int8-dynamic-sparse "
+                            "(they offer: fp32, fp32-sparse, fp16, fp16-sparse, int8-dynamic, int8)"),
+])
+def test_variants_that_select_nothing_are_one_clear_line(capsys, isolated_cwd, digits_export, variants, message):
+    code, _, err = bench(capsys, str(digits_export), "--variants", variants, "-o", "r.json")
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (isolated_cwd / "r.json").exists()

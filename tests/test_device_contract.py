@@ -1,8 +1,8 @@
-"""The behaviour every Device promises, checked identically on LocalDevice and on SSHDevice, the latter both
-reached directly and through a jump host (``ProxyJump``).
+"""The behaviour every Device promises, checked identically on LocalDevice, on SSHDevice (reached directly and
+through a jump host, ``ProxyJump``) and on LabgridDevice (a place of a real labgrid farm on 127.0.0.1).
 
-The SSH device talks to a real sshd on 127.0.0.1, so its "remote" files are on this machine and the tests can
-inspect them directly.
+The SSH devices talk to a real sshd on 127.0.0.1, and the farm's places are test sshd instances too, so their
+"remote" files are on this machine and the tests can inspect them directly.
 """
 
 from __future__ import annotations
@@ -19,28 +19,50 @@ from typing import Iterator
 import pytest
 
 from edgeprune.devices.base import Device
+from edgeprune.devices.labgrid.device import LabgridDevice
 from edgeprune.devices.local import LocalDevice
-from edgeprune.devices.ssh import SSHDevice
+from edgeprune.devices.ssh.device import SSHDevice
+from edgeprune.devices.ssh.settings import SSHSettings
 from edgeprune.errors import DeviceError, DeviceTimeout
+from fixtures.labgrid_farm import LabgridFarm
 from fixtures.sshd import ALIAS_VIA_JUMP
 
 PRINT_ARGV = [sys.executable, "-c", "import json, sys; sys.stdout.write(json.dumps(sys.argv[1:]))"]
 
 
 @pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.ssh),
-                        pytest.param("ssh-via-jump", marks=pytest.mark.ssh)])
+                        pytest.param("ssh-via-jump", marks=pytest.mark.ssh),
+                        pytest.param("labgrid", marks=pytest.mark.labgrid)])
 def device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
     workdir = tmp_path / "workdir"
+    if request.param == "labgrid":
+        yield from farm_place(request.getfixturevalue("labgrid_farm"), tmp_path, workdir)
+        return
     if request.param == "local":
         chosen: Device = LocalDevice(workdir=workdir)
     elif request.param == "ssh":
         ssh_home = request.getfixturevalue("ssh_home")
-        chosen = SSHDevice("board", host=ssh_home.alias, workdir=str(workdir))
+        chosen = SSHDevice("board", host=ssh_home.alias, settings=SSHSettings(workdir=str(workdir)))
     else:
         request.getfixturevalue("ssh_home_with_jump")
-        chosen = SSHDevice("board", host=ALIAS_VIA_JUMP, workdir=str(workdir))
+        chosen = SSHDevice("board", host=ALIAS_VIA_JUMP, settings=SSHSettings(workdir=str(workdir)))
     with chosen:
         yield chosen
+
+
+def farm_place(farm: LabgridFarm, folder: Path, workdir: Path) -> Iterator[LabgridDevice]:
+    """The farm's place pi4-a, claimed, its board's host key trusted and no ~/.ssh/config in the way.
+
+    That closing it releases the place is tests/test_labgrid.py's to check (each check is a labgrid-client run,
+    seconds per test); a place left held would fail the next claim here within 30 s."""
+    board = farm.boards["pi4-a"]
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text(board.known_hosts_line())
+    settings = SSHSettings(workdir=str(workdir), identity_file=board.client_key, known_hosts=known_hosts,
+                           ssh_config=folder / "no ssh config")
+    with LabgridDevice("farm-board", place="pi4-a", coordinator=farm.coordinator, ssh=settings) as place:
+        place.claim(timeout_s=30, on_wait=lambda message: None)
+        yield place
 
 
 def wait_until_gone(pid: int, within: float = 5.0) -> bool:

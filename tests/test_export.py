@@ -68,15 +68,42 @@ def test_a_named_invalid_variant_fails_the_command(capsys, tmp_path):
     code, out, err = export(capsys, str(MODELS / "digits_cnn.keras"), "-o", str(tmp_path / "out"),
                             "--variants", "fp32,int8-dynamic-sparse")
     assert code == 1
-    assert "edgeprune: variant 'int8-dynamic-sparse' is invalid: with XNNPACK" in err
+    assert "edgeprune: error: variant 'int8-dynamic-sparse' was rejected: with XNNPACK" in err
     assert "fp32" in out and (tmp_path / "out" / "fp32.tflite").is_file()
+
+
+def test_a_rejected_variant_of_the_default_set_is_a_note_under_the_table(capsys, tmp_path):
+    """The digits CNN's int8-sparse fails to prepare in XNNPACK (a sparse int8 FULLY_CONNECTED): picked by
+    default, its rejection is a short note, not an error, and the export succeeds with the rest."""
+    code, out, err = export(capsys, str(MODELS / "digits_cnn.keras"), "-o", str(tmp_path / "out"),
+                            "--calibration", str(MODELS / "digits_calibration.npz"))
+    assert code == 0, err
+    assert not [line for line in err.splitlines() if line.startswith("edgeprune:")], err
+    assert "  int8-sparse: rejected (the reason follows the table)" in err
+    table, _, after = out.partition("\n\nnot shipped")
+    assert "int8-sparse" in table and "rejected" in table.splitlines()[-1]
+    notes = [line for line in after.splitlines() if line.startswith("  ")]
+    assert [line.split(":")[0].strip() for line in notes] == ["int8-sparse"]
+    assert all(len(line) <= 2 + len("int8-sparse: ") + 100 for line in notes)
+    assert "FULLY_CONNECTED" in notes[0] and str(tmp_path / "out") + "/manifest.json" in after
+
+
+def test_all_variants_succeed_while_one_is_deliverable(capsys, tmp_path):
+    """'all' is an offer: the known-broken combinations are built, rejected with the reason, and the exit is 0."""
+    code, out, err = export(capsys, str(MODELS / "digits_cnn.keras"), "-o", str(tmp_path / "out"),
+                            "--variants", "all", "--calibration", str(MODELS / "digits_calibration.npz"))
+    assert code == 0 and not [line for line in err.splitlines() if line.startswith("edgeprune:")], err
+    rejected = [v["name"] for v in manifest_of(tmp_path / "out")["variants"] if not v["valid"]]
+    assert rejected == ["int8-dynamic-sparse", "int8-sparse"]
+    assert all(f"  {name}: " in out for name in rejected)
 
 
 def test_default_variants_follow_the_model_and_data(capsys, tmp_path):
     code, _, _ = export(capsys, str(MODELS / "mobilenet_digits.keras"), "-o", str(tmp_path / "pruned"))
     assert code == 0
     names = [variant["name"] for variant in manifest_of(tmp_path / "pruned")["variants"]]
-    assert names == ["fp32", "fp32-sparse", "fp16", "fp16-sparse", "int8-dynamic", "int8-dynamic-sparse"]
+    # int8-dynamic-sparse, which XNNPACK cannot prepare, is built only when named.
+    assert names == ["fp32", "fp32-sparse", "fp16", "fp16-sparse", "int8-dynamic"]
 
     dense = tmp_path / "dense.keras"
     build_tiny_classifier().save(dense)
@@ -188,7 +215,7 @@ def test_an_existing_foreign_folder_is_not_replaced(capsys, tmp_path):
 def test_an_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     from edgeprune.convert import export as export_module
     from edgeprune.convert.export import ExportRequest
-    from edgeprune.convert.variants import parse_variant_list
+    from edgeprune.variants import parse_variant_list
 
     original = export_module.build_variant
     calls = []
@@ -225,16 +252,17 @@ def test_inspect_reads_an_exported_variant(capsys, digits_export):
 
 
 def runner_client():
+    from edgeprune.board.runner import RunnerClient, runner_script
     from edgeprune.devices.local import LocalDevice
-    from edgeprune.devices.runner import RunnerClient, runner_script
 
     return RunnerClient(LocalDevice(), str(runner_script()))
 
 
 def test_a_quantized_variant_with_garbage_weights_is_caught_even_on_random_inputs(tmp_path):
     from edgeprune import tfenv
-    from edgeprune.convert.validation import MIN_QUANTIZED_SNR_DB, reference_outputs, validate_variant
-    from edgeprune.convert.variants import VARIANTS
+    from edgeprune.convert.validation import MIN_QUANTIZED_SNR_DB, validate_variant
+    from edgeprune.model.outputs import reference_outputs
+    from edgeprune.variants import VARIANTS
     from fixtures.models import convert
 
     model = build_tiny_classifier()
@@ -260,7 +288,7 @@ def test_a_quantized_variant_with_garbage_weights_is_caught_even_on_random_input
 def test_quantized_bounds_snr_always_and_top1_agreement_on_real_inputs():
     from edgeprune.accuracy.metrics import OutputComparison
     from edgeprune.convert.validation import judge
-    from edgeprune.convert.variants import VARIANTS
+    from edgeprune.variants import VARIANTS
 
     reference = np.eye(3, dtype=np.float32)
 
@@ -296,8 +324,9 @@ def three_headed_model(broken_head: str | None = None):
 
 
 def test_every_output_of_a_multi_output_model_is_compared(tmp_path):
-    from edgeprune.convert.validation import reference_outputs, validate_variant
-    from edgeprune.convert.variants import VARIANTS
+    from edgeprune.convert.validation import validate_variant
+    from edgeprune.model.outputs import reference_outputs
+    from edgeprune.variants import VARIANTS
     from fixtures.models import convert
 
     model = three_headed_model()
@@ -339,7 +368,7 @@ def test_an_export_with_nothing_deliverable_fails_the_command(capsys, tmp_path):
     # Default variants (none named); the Lambda layer is Python code, so loading it takes the user's trust.
     code, _, err = export(capsys, str(path), "-o", str(tmp_path / "out"), "--trust-model-code")
     assert code == 1
-    assert "edgeprune: no variant is deliverable: all 3 variants are invalid" in err
+    assert "edgeprune: no variant is deliverable: all 3 variants were rejected" in err
     manifest = manifest_of(tmp_path / "out")
     assert [v["name"] for v in manifest["variants"]] == ["fp32", "fp16", "int8-dynamic"]
     assert not any(v["valid"] for v in manifest["variants"])
@@ -362,3 +391,36 @@ def test_an_unwritable_outdir_is_one_clear_line(capsys, tmp_path, where):
     assert str(outdir) in lines[0] and "Traceback" not in err
     assert not outdir.exists()
     assert [p.name for p in tmp_path.iterdir()] == (["notes.txt"] if where == "under a file" else [])
+
+
+def test_an_unwritable_outdir_is_reported_before_tensorflow_loads(tmp_path):
+    script = ("import sys; from edgeprune.cli import main; "
+              f"code = main(['export', {str(MODELS / 'digits_cnn.keras')!r}, '-o', '/proc/edgeprune-nope']); "
+              "print(code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert done.stderr.startswith("edgeprune: error: cannot ") and "/proc/edgeprune-nope" in done.stderr
+
+
+def test_a_missing_calibration_file_is_reported_before_tensorflow_loads(tmp_path):
+    script = ("import sys; from edgeprune.cli import main; "
+              f"code = main(['export', {str(MODELS / 'digits_cnn.keras')!r}, '-o', 'out', "
+              "'--calibration', 'nope.npz']); print(code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "nope.npz" in done.stderr and not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_the_export_folder_honours_the_umask(tmp_path, umask):
+    script = (f"import os; os.umask({umask}); from edgeprune.cli import main; "
+              f"raise SystemExit(main(['export', {str(MODELS / 'digits_cnn.keras')!r}, '-o', 'out', "
+              "'--variants', 'fp32,int8-dynamic-sparse']))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the named int8-dynamic-sparse is rejected, into rejected/
+    folder_mode = 0o777 & ~umask
+    assert (tmp_path / "out").stat().st_mode & 0o777 == folder_mode
+    assert (tmp_path / "out" / "rejected").stat().st_mode & 0o777 == folder_mode
+    for file in ("manifest.json", "fp32.tflite", "rejected/int8-dynamic-sparse.tflite"):
+        assert (tmp_path / "out" / file).stat().st_mode & 0o777 == 0o666 & ~umask, file

@@ -24,13 +24,16 @@ from typing import Callable, Iterator
 import pytest
 
 from edgeprune.cli import main
+from edgeprune.board.lock import BoardLock
+from edgeprune.board.runner import runner_script
 from edgeprune.devices.local import LocalDevice
-from edgeprune.devices.lock import BoardLock
-from edgeprune.devices.runner import runner_script
-from edgeprune.devices.ssh import SSHDevice
+from edgeprune.devices.ssh.device import SSHDevice
+from edgeprune.devices.ssh.settings import SSHSettings
 from edgeprune.errors import DeviceTimeout
+from fixtures.frozen_exec_sshd import FrozenExecServer
 from fixtures.held_runner import HeldRunner
 from fixtures.sshd import SSHClientFiles, SSHServer, start_sshd
+from test_documents_follow_schema import assert_follows_schema
 
 pytestmark = pytest.mark.faults
 
@@ -298,25 +301,27 @@ def test_a_board_that_stops_answering(isolated_cwd, variants, own_board) -> None
     assert frozen in json.loads(bench.results.read_text())["devices"]["victim"]["error"]
 
 
-@pytest.mark.ssh
-def test_a_board_that_freezes_as_a_command_starts_does_not_hang_it(own_board, monkeypatch) -> None:
-    board = own_board()
-    device = SSHDevice("victim", host=board.host, port=board.port, user=board.user,
-                       identity_file=str(board.client_key), connect_timeout=2)
-    assert device.run(["true"], timeout=10).ok
-    open_channel = device._open_channel
+@pytest.fixture
+def frozen_exec_board(tmp_path: Path) -> Iterator[FrozenExecServer]:
+    server = FrozenExecServer(tmp_path / "frozen board")
+    yield server
+    server.stop()
 
-    def open_then_freeze() -> object:
-        channel = open_channel()
-        signal_tree(board.process.pid, signal.SIGSTOP)  # the session is open; the exec request gets no reply
-        return channel
 
-    monkeypatch.setattr(device, "_open_channel", open_then_freeze)
+def test_a_board_that_freezes_as_a_command_starts_does_not_hang_it(frozen_exec_board, tmp_path, monkeypatch) -> None:
+    board = frozen_exec_board
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # the developer's agent must not log the test in
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(board.known_hosts_line())
+    settings = SSHSettings(identity_file=str(board.client_key), known_hosts=known_hosts,
+                           ssh_config=tmp_path / "no ssh config", connect_timeout=2)
+    device = SSHDevice("victim", host=board.host, port=board.port, user=board.user, settings=settings)
     started = time.monotonic()
 
     with pytest.raises(DeviceTimeout, match="did not answer within 2 s to start 'true'"):
         device.run(["true"], timeout=30)
 
+    assert board.exec_requests == 1  # logged in and the session opened: only the command's start went unanswered
     assert time.monotonic() - started < 10
     device.close()
 
@@ -368,11 +373,11 @@ def test_a_full_disk_on_the_board_fails_only_the_variant_that_does_not_fit(capsy
         subprocess.run(["umount", "-l", str(workdir)], check=True)
 
     assert code == 1
-    runs = {run["variant"]: run for run in json.loads(Path("results.json").read_text())["runs"]}
-    assert runs["fp32"]["status"] == "ok"
-    assert runs["big"]["status"] == "failed"
-    assert runs["big"]["error"].startswith(f"device '{bench_device}', slow/big (")
-    assert "No space left on device" in runs["big"]["error"]
+    runs = {f"{run['model']}/{run['variant']}": run for run in json.loads(Path("results.json").read_text())["runs"]}
+    assert runs["slow/fp32"]["status"] == "ok"
+    assert runs["big/as-is"]["status"] == "failed"  # a file not named as an export names a variant: its own model
+    assert runs["big/as-is"]["error"].startswith(f"device '{bench_device}', big/as-is (")
+    assert "No space left on device" in runs["big/as-is"]["error"]
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -404,6 +409,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, benc
     assert "edgeprune: interrupted: kept the 2 finished runs (2 ok)" in bench.stderr()
     assert "Traceback" not in bench.stderr()
     document = json.loads(bench.results.read_text())
+    assert_follows_schema(document, "results.schema.json")
     assert [(run["threads"], run["status"]) for run in document["runs"] if finished(run)] == [(1, "ok"), (1, "ok")]
     assert all(run["error"].startswith("interrupted: ") for run in document["runs"] if not finished(run))
     assert "interrupted" in document["devices"][bench_device]["error"]

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeprune.data import load_calibration
+from edgeprune.data import checked_inputs, read_npz
 from edgeprune.errors import EdgepruneError
 from edgeprune.inspection import inspect_path, render_inspection
 from edgeprune.model.loading import load_model
@@ -376,4 +376,4 @@ CALIBRATION = npz_bytes(x=np.random.default_rng(0).standard_normal((4, 4)).astyp
 @given(content=mutated_bytes(CALIBRATION))
 def test_calibration_loader_survives_damaged_npz_files(scratch_file, content: bytes) -> None:
     path = scratch_file("calibration.npz", content)
-    only_results_or_clear_errors(lambda: load_calibration(path, (None, 4)))
+    only_results_or_clear_errors(lambda: checked_inputs(path, read_npz(path), (None, 4)))

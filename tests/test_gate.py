@@ -331,7 +331,9 @@ def test_cli_fails_with_exit_1_and_writes_junit_and_step_summary(isolated_cwd, c
     assert main(["gate", "results.json", "--policy", "policy.toml", "--junit", "out/gate.xml"]) == 1
     captured = capsys.readouterr()
     assert "FAIL    local digits_cnn/fp32 t1 xnnpack" in captured.out
-    assert "gate FAILED: 1 of 2 checks failed" in captured.err
+    assert captured.out.startswith("wrote out/gate.xml\n")
+    assert captured.out.rstrip().splitlines()[-1] == "gate FAILED: 1 of 2 checks failed"
+    assert "gate FAILED" not in captured.err
     assert ET.parse("out/gate.xml").getroot().get("failures") == "1"
     summary = Path("summary.md").read_text(encoding="utf-8")
     assert summary.startswith("earlier step\n### ❌ edgeprune gate FAILED")
@@ -354,7 +356,7 @@ def test_cli_unusable_inputs_exit_2(isolated_cwd, capsys, argv, message):
     assert not Path(".edgeprune").exists()  # a gate reads the history, never creates one
 
 
-def record_in_history(folder: Path, label: str, document: ResultsDocument) -> None:
+def record_in_history(folder: Path, label: str | None, document: ResultsDocument) -> None:
     history = History(folder)
     try:
         document.label = label
@@ -375,6 +377,29 @@ def test_cli_baseline_from_history_label(isolated_cwd, capsys, history_args, fol
     assert "PASS    local digits_cnn/fp32" in out and "FAIL    local digits_cnn/int8" in out
     assert main([*argv[:5], "history:nightly", *history_args]) == 2
     assert "no bench labelled 'nightly'" in capsys.readouterr().err
+
+
+def test_an_unknown_label_lists_the_labels_there_are(isolated_cwd, capsys):
+    document = results(run_record("fp32", p50=10.0))
+    for label in ["main", "v1.3", "main", "v1.4\x1b[31m", *(f"pr-{n}" for n in range(8))]:
+        record_in_history(Path(".edgeprune"), label, document)
+    write_inputs("[defaults]\nmax_regression_pct = 5\n")
+    assert main(["gate", "results.json", "--policy", "policy.toml", "--baseline", "history:nightly"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith("(labels there, newest first: pr-7, pr-6, pr-5, pr-4, pr-3, pr-2, pr-1, pr-0, ...)"), line
+
+    Path(".edgeprune/history.sqlite").unlink()
+    record_in_history(Path(".edgeprune"), None, document)
+    record_in_history(Path(".edgeprune"), "v1.4\x1b[31m", document)
+    record_in_history(Path(".edgeprune"), "main-job", document)
+    assert main(["gate", "results.json", "--policy", "policy.toml", "--baseline", "history:main"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith("(labels there, newest first: main-job, v1.4\\x1b[31m)"), line
+
+    Path(".edgeprune/history.sqlite").unlink()
+    record_in_history(Path(".edgeprune"), None, document)
+    assert main(["gate", "results.json", "--policy", "policy.toml", "--baseline", "history:main"]) == 2
+    assert "it has no labelled bench; name a run with edgeprune bench --label LABEL" in capsys.readouterr().err
 
 
 def test_cli_notes_an_unused_baseline(isolated_cwd, capsys):

@@ -18,21 +18,11 @@ from edgeprune.inspection import (
     inspect_loaded_model,
     inspect_path,
     render_inspection,
-    sparse_tensor_count,
 )
-from edgeprune.inspection.graph import (
-    CONV_2D,
-    DEPTHWISE_CONV_2D,
-    FULLY_CONNECTED,
-    GRAPH_INPUT,
-    MEAN,
-    PAD,
-    SAME,
-    VALID,
-    GraphOp,
-    ModelGraph,
-)
+from edgeprune.inspection.graph import GRAPH_INPUT, SAME, VALID, GraphOp, ModelGraph
+from edgeprune.inspection.op_kinds import CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MEAN, PAD
 from edgeprune.inspection.xnnpack import xnnpack_sparse_verdict
+from edgeprune.model.tflite_file import sparse_tensor_count
 
 POINTWISE_ZEROS = 0.9
 OTHER_ZEROS = 0.5

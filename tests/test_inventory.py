@@ -8,7 +8,7 @@ import pytest
 
 from edgeprune.devices.inventory import DeviceSpec, Inventory
 from edgeprune.devices.local import LocalDevice
-from edgeprune.devices.ssh import SSHDevice
+from edgeprune.devices.ssh.device import SSHDevice
 from edgeprune.errors import ConfigError, UsageError
 
 VALID = """\

@@ -141,7 +141,7 @@ def test_a_failed_variant_still_releases_the_place(capsys, farm, tiny_tflite, is
     code, _, document = bench(capsys, str(tiny_tflite), str(broken), "--device", "pi4-farm")
 
     assert code == 1
-    statuses = {run["variant"]: run["status"] for run in document["runs"]}
+    statuses = {run["model"]: run["status"] for run in document["runs"]}
     assert statuses.pop("broken") == "failed" and list(statuses.values()) == ["ok"]
     farm.assert_idle()
 

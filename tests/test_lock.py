@@ -18,11 +18,12 @@ from typing import Iterator
 import pytest
 
 from edgeprune.cli import main
+from edgeprune.board.lock import LOCK_FILENAME, BoardLock
+from edgeprune.board.runner import runner_script
 from edgeprune.devices.base import Device
 from edgeprune.devices.local import LocalDevice
-from edgeprune.devices.lock import LOCK_FILENAME, BoardLock
-from edgeprune.devices.runner import runner_script
-from edgeprune.devices.ssh import SSHDevice
+from edgeprune.devices.ssh.device import SSHDevice
+from edgeprune.devices.ssh.settings import SSHSettings
 from edgeprune.errors import LockTimeout
 
 RUNNER = str(runner_script())
@@ -40,7 +41,7 @@ def device_factory(request: pytest.FixtureRequest, tmp_path: Path):
             device: Device = LocalDevice(workdir=workdir)
         else:
             alias = request.getfixturevalue("ssh_home").alias
-            device = SSHDevice("board", host=alias, workdir=str(workdir), python=sys.executable)
+            device = SSHDevice("board", host=alias, settings=SSHSettings(workdir=str(workdir), python=sys.executable))
         opened.append(device)
         return device
 
@@ -96,9 +97,9 @@ def test_the_lock_file_is_private_and_names_only_host_pid_and_time(device_factor
 
 @pytest.mark.ssh
 def test_a_dropped_ssh_session_releases_the_lock(ssh_home, tmp_path: Path) -> None:
-    workdir = str(tmp_path / "workdir")
-    holder = SSHDevice("board", host=ssh_home.alias, workdir=workdir, python=sys.executable)
-    other = SSHDevice("board", host=ssh_home.alias, workdir=workdir, python=sys.executable)
+    settings = SSHSettings(workdir=str(tmp_path / "workdir"), python=sys.executable)
+    holder = SSHDevice("board", host=ssh_home.alias, settings=settings)
+    other = SSHDevice("board", host=ssh_home.alias, settings=settings)
     take(holder, 5)
 
     holder.close()  # the connection goes, as when the bench machine dies: the board sees its session end
@@ -112,7 +113,7 @@ def test_a_dead_bench_process_releases_a_local_lock(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from edgeprune.devices.local import LocalDevice\n"
-        "from edgeprune.devices.lock import BoardLock\n"
+        "from edgeprune.board.lock import BoardLock\n"
         f"BoardLock.take(LocalDevice(workdir={str(tmp_path)!r}), {RUNNER!r}, timeout_s=5, on_wait=print)\n"
         "print('held', flush=True)\n"
         "sys.stdin.read()\n"

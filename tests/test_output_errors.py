@@ -7,13 +7,17 @@ chmod-ed folder does not stop).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeprune.bench.stats import Latency
 from edgeprune.cli import main
+from fixtures.models import MODELS
 from fixtures.privileges import unprivileged
 from edgeprune.errors import UsageError
 from edgeprune.fsutil import os_reason, write_json_atomic
@@ -73,7 +77,7 @@ def test_unwritable_step_summary_is_a_warning_and_the_verdict_stands(blocked_cwd
                             "folder; the gate verdict is unaffected\n")
     Path("policy.toml").write_text("[defaults]\nmax_p50_ms = 1\n", encoding="utf-8")
     assert main(["gate", "results.json", "--policy", "policy.toml"]) == 1  # a failure stays a failure
-    assert "gate FAILED" in capsys.readouterr().err
+    assert "gate FAILED" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("options, message", [
@@ -144,3 +148,41 @@ def test_a_folder_the_user_may_not_enter_gives_the_os_reason_not_a_traceback():
 def test_os_reason_falls_back_to_the_exception_text():
     assert os_reason(PermissionError(13, "Permission denied"), Path(TOO_LONG) / "x") == "Permission denied"
     assert os_reason(OSError("no strerror"), Path(TOO_LONG)) == "no strerror"
+
+
+def test_a_usage_error_names_the_command_once(capsys):
+    assert main(["bench", "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "edgeprune: error: argument --threads: 0 is not between 1 and 1024 (see 'edgeprune bench --help')\n"
+
+
+def test_the_top_level_help_speaks_to_users(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "bench them on devices over SSH" in out and "Exit status: 0 ok" in out
+    assert "``" not in out and "argument parsing" not in out  # not the module docstring, meant for developers
+
+
+def run_cli_in_fresh_process(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """As a user runs it: a new process, none of the test session's TensorFlow settings in the environment."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TF_", "EDGEPRUNE_"))}
+    return subprocess.run([sys.executable, "-m", "edgeprune", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env=env)
+
+
+@pytest.mark.slow
+def test_a_run_that_loads_tensorflow_prints_no_tensorflow_log(tmp_path):
+    done = run_cli_in_fresh_process(tmp_path, "inspect", str(MODELS / "digits_cnn.keras"))
+    assert done.returncode == 0 and "totals:" in done.stdout
+    assert done.stderr == ""  # no cuInit error, no oneDNN or CPU-feature notices
+
+
+@pytest.mark.slow
+def test_an_error_after_tensorflow_loaded_is_still_one_line(tmp_path):
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((4, 3), np.float32))
+    done = run_cli_in_fresh_process(tmp_path, "export", str(MODELS / "digits_cnn.keras"), "-o", "out",
+                                    "--calibration", "wrong.npz")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "edgeprune: error: 'wrong.npz': array 'x' has shape [4, 3], the model expects [N, 8, 8, 1]"], done.stderr

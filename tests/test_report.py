@@ -16,6 +16,7 @@ import pytest
 from edgeprune.bench.stats import Latency
 from edgeprune.cli import main
 from edgeprune.fsutil import write_json_atomic
+from edgeprune.reports.exports import export_of
 from edgeprune.reports.html import render_html
 from edgeprune.reports.markdown import render_markdown
 from edgeprune.reports.report_data import collect, layers_of, pareto_flags, run_labels, tradeoff_points
@@ -99,11 +100,11 @@ def test_run_labels_name_threads_and_mode_only_where_runs_differ():
 
 def test_export_manifest_is_found_beside_the_results_and_its_absence_explained(tmp_path):
     write_export_manifest(tmp_path / "exp")
-    found = layers_of("digits_cnn", "exp/manifest.json", tmp_path)
+    found = layers_of(export_of("digits_cnn", "exp/manifest.json", tmp_path))
     assert [(layer.name, round(layer.sparsity, 2)) for layer in found.layers] == [("conv1", 0.8), ("dense", 0.8)]
     assert found.problem is None
-    assert "not found" in layers_of("digits_cnn", "gone/manifest.json", tmp_path).problem
-    assert ".tflite file" in layers_of("digits_cnn", None, tmp_path).problem
+    assert "not found" in layers_of(export_of("digits_cnn", "gone/manifest.json", tmp_path)).problem
+    assert ".tflite file" in layers_of(export_of("digits_cnn", None, tmp_path)).problem
 
 
 # --- HTML and Markdown -------------------------------------------------------------------------------------
@@ -140,7 +141,9 @@ def test_html_is_self_contained_with_embedded_png_plots(tmp_path):
         prefix, _, encoded = image["src"].partition(",")
         assert prefix == "data:image/png;base64"
         assert base64.b64decode(encoded).startswith(PNG_SIGNATURE)
-    assert '<tr class="failed"><td>pi4</td>' in html and "FAILED: runner crashed" in html
+    # A failed run's error is on the row below it, across the table.
+    assert '<td>FAILED</td></tr><tr class="failed"><td class="message" colspan="15">error: runner crashed</td>' in html
+    assert '<tr class="failed"><td>pi4</td>' in html
     assert "no 1x1 convolutions" in html and "edgeprune report: nightly" in html
 
 
@@ -226,10 +229,11 @@ def test_report_of_a_real_bench_renders_its_plots_in_chromium(isolated_cwd, digi
     widths = [int(attrs["data-natural-width"]) for tag, attrs in tags if tag == "img"]
     assert len(widths) == plots and all(width > 500 for width in widths), widths
 
-    chromium(isolated_cwd / "profile", "--window-size=1200,2000", f"--screenshot={isolated_cwd / 'report.png'}",
+    # 3000 px tall: the latency and the trade-off plots, above and below the runs and not-shipped tables.
+    chromium(isolated_cwd / "profile", "--window-size=1200,3000", f"--screenshot={isolated_cwd / 'report.png'}",
              (isolated_cwd / "report.html").as_uri())
     pixels = (imread(isolated_cwd / "report.png")[..., :3] * 255).astype(np.int16)
-    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels.shape[:2] == (3000, 1200)
     assert (pixels.min(axis=2) < 250).mean() > 0.05  # not a blank page
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500
     # Text and tables are grey; only the plots colour pixels (the same page without its images has none).

@@ -71,7 +71,7 @@ def test_metacharacters_in_paths_workdirs_models_and_labels_never_reach_a_shell(
 
     assert code == 0, err
     [run] = json.loads(Path("results.json").read_text())["runs"]
-    assert run["status"] == "ok" and run["variant"] == Path(models[0]).stem
+    assert run["status"] == "ok" and run["model"] == Path(models[0]).stem  # a loose file is a model of its own
     assert (workdir / "bench.lock").is_file()  # the hostile workdir was used as given
     assert pwned_files(isolated_cwd) == []
     assert main(["bench", *models, "--device", device, "--runs", "1", "--rounds", "1", "--label", label,

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 from edgeprune.cli import build_parser, main
-from edgeprune.convert.variants import VARIANTS
+from edgeprune.variants import VARIANTS
 from edgeprune.hashing import file_sha256
 from edgeprune.parsing import parse_json
 from edgeprune.results.document import ResultsDocument, ResultsWriter, RunRecord, read_results
@@ -162,7 +162,7 @@ CRAFTED_MANIFESTS = [
      "inspection.xnnpack_sparse.eligible must be true or false, not a string", True),
     ("totals-missing", ("inspection", "totals"), DELETE, "inspection.totals is missing", True),
     ("sparsity-above-one", ("inspection", "layers", 0, "sparsity"), 7.5,
-     "inspection.layers[0].sparsity must be at most 1, not 7.5", True),
+     "inspection.layers[0].sparsity must be a number from 0 to 1, not 7.5", True),
     ("size-string", ("variants", 0, "size_bytes"), "big", "variants[0].size_bytes must be a whole number or null",
      True),
     ("file-number", ("variants", 0, "file"), 7, "variants[0].file must be a string or null, not 7", True),
@@ -326,11 +326,12 @@ def test_each_crafted_reply_fails_its_run_with_one_clean_line_and_the_others_are
 
     assert code == 1
     assert "\x1b" not in out
-    runs = runs_by_variant(isolated_cwd / "results.json")
-    assert runs["fp32"]["status"] == "ok" and runs["int8"]["status"] == "ok"
+    # fp32.tflite and int8.tflite are variants of model "models"; each crafted file is a model of its own.
+    runs = {f"{run['model']}/{run['variant']}": run for run in parse_json(Path("results.json").read_bytes())["runs"]}
+    assert runs["models/fp32"]["status"] == "ok" and runs["models/int8"]["status"] == "ok"
     lines = error_lines(err)
     for case, (_, message) in CRAFTED_REPLIES.items():
-        run = runs[case]
+        run = runs[f"{case}/as-is"]
         if message is None:
             assert run["status"] == "ok", run["error"]
             assert run["runtime"]["name"] == "ai_edge_litert" and run["xnnpack_delegate"]["log_warnings"] == ["warning"]
@@ -338,13 +339,13 @@ def test_each_crafted_reply_fails_its_run_with_one_clean_line_and_the_others_are
         assert run["status"] == "failed" and run["latency_ms"] is None, case
         assert message in run["error"], (case, run["error"])
         assert not any(char in run["error"] for char in "\x1b\x07\n\t"), case
-        assert [line for line in lines if f" models/{case}:" in line] == [
-            f"edgeprune: board models/{case}: {run['error']}"]
+        assert [line for line in lines if f" {case}/as-is:" in line] == [
+            f"edgeprune: board {case}/as-is: {run['error']}"]
     # What gate and report read is a valid document: strict JSON, every number where a number goes.
     assert len(read_results(isolated_cwd / "results.json").runs) == len(CRAFTED_REPLIES) + 2
     (isolated_cwd / "policy.toml").write_text("[defaults]\nmax_p50_ms = 1000\n")
     assert main(["gate", "results.json", "--policy", "policy.toml"]) == 1  # the failed runs fail it; read, it was
-    assert "gate FAILED" in capsys.readouterr().err
+    assert "gate FAILED" in capsys.readouterr().out
 
 
 @pytest.mark.ssh
@@ -488,7 +489,7 @@ def test_a_number_no_option_means_is_a_usage_error(capsys, isolated_cwd, tiny_tf
 
     assert code == 2
     [line] = error_lines(err)
-    assert line.startswith(f"edgeprune: error: edgeprune bench: argument {option}: ")
+    assert line.startswith(f"edgeprune: error: argument {option}: ") and line.endswith("(see 'edgeprune bench --help')")
     assert len(line) < 200 and not (isolated_cwd / "results.json").exists()
 
 

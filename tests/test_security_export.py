@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeprune.cli import EXIT_TERMINATED, main
+from edgeprune.cli import main
+from edgeprune.errors import EXIT_TERMINATED
 from fixtures.models import MODELS, build_tiny_classifier
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,8 @@ from fixtures.labgrid_farm import BOARD_PLACES, LOOPBACK, LabgridFarm, labgrid_t
 from fixtures.sshd import ALIAS, SSHClientFiles, SSHServer, host_entry, start_sshd
 
 from edgeprune.cli import main
-from edgeprune.devices.ssh import SSHDevice
+from edgeprune.devices.ssh.device import SSHDevice
+from edgeprune.devices.ssh.settings import SSHSettings
 from edgeprune.errors import ConfigError, HostKeyError
 
 OPENSSH = Path("/usr/bin/ssh")
@@ -120,9 +121,10 @@ def test_shell_metacharacters_in_names_never_reach_a_proxy_command_or_match_exec
 def test_names_openssh_accepts_still_resolve(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("Host *\n    ProxyCommand nc %h %p\n")
+    settings = SSHSettings(ssh_config=config)
     for host in ("pi4.lab", "10.0.0.5", "fe80::1%eth0", "board_7"):
-        assert SSHDevice("board", host=host, user="ci$", ssh_config=config).target.proxy_command == f"nc {host} 22"
-    assert SSHDevice("board", host="pi4", user="LAB\\ci", ssh_config=config).target.user == "LAB\\ci"
+        assert SSHDevice("board", host=host, user="ci$", settings=settings).target.proxy_command == f"nc {host} 22"
+    assert SSHDevice("board", host="pi4", user="LAB\\ci", settings=settings).target.user == "LAB\\ci"
 
 
 # -- names from a board farm (item 1) ------------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def openssh_accepts(scene: KnownHostsScene) -> bool:
 
 
 def edgeprune_accepts(scene: KnownHostsScene) -> bool:
-    device = SSHDevice("board", host=ALIAS, ssh_config=scene.config, accept_new_host_key=True)
+    device = SSHDevice("board", host=ALIAS, settings=SSHSettings(ssh_config=scene.config, accept_new_host_key=True))
     try:
         return device.run(["true"], timeout=60).ok
     except HostKeyError:
@@ -338,7 +340,7 @@ def test_hash_known_hosts_records_a_hashed_name_that_openssh_finds(ssh_home: SSH
     with ssh_home.config.open("a") as config:
         config.write("    HashKnownHosts yes\n")
 
-    with SSHDevice("board", host=ssh_home.alias, accept_new_host_key=True) as device:
+    with SSHDevice("board", host=ssh_home.alias, settings=SSHSettings(accept_new_host_key=True)) as device:
         assert device.run(["true"], timeout=30).ok
 
     name = f"[127.0.0.1]:{sshd_server.port}"
@@ -352,10 +354,11 @@ def test_hash_known_hosts_records_a_hashed_name_that_openssh_finds(ssh_home: SSH
 def test_a_revoked_key_is_refused_with_the_line_that_revokes_it(ssh_home: SSHClientFiles,
                                                                  sshd_server: SSHServer) -> None:
     ssh_home.trust_only(sshd_server.known_hosts_line(), f"@revoked * {sshd_server.host_public_key}\n")
+    device = SSHDevice("board", host=ssh_home.alias, settings=SSHSettings(accept_new_host_key=True))
 
     with pytest.raises(HostKeyError, match=rf"the host key of \[127.0.0.1\]:{sshd_server.port} \(ssh-ed25519 \S+\) "
                                            rf"is REVOKED in {ssh_home.known_hosts} line 2"):
-        SSHDevice("board", host=ssh_home.alias, accept_new_host_key=True).run(["true"], timeout=30)
+        device.run(["true"], timeout=30)
 
 
 # -- reading ~/.ssh/config (items 7 and 10) -------------------------------------------------------------------------

@@ -9,12 +9,13 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from fixtures.sshd import SSHClientFiles, SSHServer, generate_key
 
-from edgeprune.devices.ssh import SSHDevice
+from edgeprune.devices.ssh.device import SSHDevice
+from edgeprune.devices.ssh.settings import SSHSettings
 from edgeprune.errors import ConfigError, DeviceError, DeviceTimeout, HostKeyError
 
 pytestmark = pytest.mark.ssh
@@ -25,8 +26,9 @@ def open_device() -> Iterator[Callable[..., SSHDevice]]:
     """Build SSHDevices that are closed at the end of the test."""
     opened: list[SSHDevice] = []
 
-    def build(host: str, **settings: object) -> SSHDevice:
-        device = SSHDevice(settings.pop("name", "board"), host=host, **settings)  # type: ignore[arg-type]
+    def build(host: str, *, name: str = "board", user: str | None = None, port: int | None = None,
+              **settings: Any) -> SSHDevice:
+        device = SSHDevice(name, host=host, user=user, port=port, settings=SSHSettings(**settings))
         opened.append(device)
         return device
 
@@ -159,7 +161,8 @@ def test_ssh_config_alias_supplies_hostname_port_user_and_identity(
 
 def test_inventory_values_win_over_the_ssh_config(ssh_home: SSHClientFiles, tmp_path: Path) -> None:
     (tmp_path / "key").write_text("")
-    device = SSHDevice("board", host=ssh_home.alias, user="pi", port=2200, identity_file=tmp_path / "key")
+    device = SSHDevice("board", host=ssh_home.alias, user="pi", port=2200,
+                       settings=SSHSettings(identity_file=tmp_path / "key"))
 
     assert (device.target.hostname, device.target.port, device.target.user) == ("127.0.0.1", 2200, "pi")
     assert device.target.identity_files == (str(tmp_path / "key"),)
@@ -167,7 +170,7 @@ def test_inventory_values_win_over_the_ssh_config(ssh_home: SSHClientFiles, tmp_
 
 def test_missing_explicit_identity_file_is_a_config_error(ssh_home: SSHClientFiles, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"identity file \S*nokey for host .edgeprune-test-board. does not exist"):
-        SSHDevice("board", host=ssh_home.alias, identity_file=tmp_path / "nokey")
+        SSHDevice("board", host=ssh_home.alias, settings=SSHSettings(identity_file=tmp_path / "nokey"))
 
 
 def test_missing_identity_files_in_the_ssh_config_are_skipped_like_openssh_does(

@@ -11,8 +11,9 @@ import pytest
 from fixtures.sshd import ALIAS, ALIAS_VIA_JUMP, JUMP_ALIAS, SSHClientFiles, SSHServer, generate_key, start_sshd
 
 from edgeprune.cli import main
-from edgeprune.devices.ssh import SSHDevice
-from edgeprune.devices.ssh_target import resolve_target
+from edgeprune.devices.ssh.device import SSHDevice
+from edgeprune.devices.ssh.settings import SSHSettings
+from edgeprune.devices.ssh.target import resolve_target
 from edgeprune.errors import ConfigError, DeviceError, HostKeyError
 
 pytestmark = pytest.mark.ssh
@@ -67,7 +68,7 @@ def test_proxy_jump_none_in_the_inventory_connects_directly(ssh_home_with_jump: 
                                                             sshd_server: SSHServer, jump_server: SSHServer) -> None:
     forwarded = jump_server.forwards_to(sshd_server)
 
-    with SSHDevice("board", host=ALIAS_VIA_JUMP, proxy_jump="none") as device:
+    with SSHDevice("board", host=ALIAS_VIA_JUMP, settings=SSHSettings(proxy_jump="none")) as device:
         assert whoami(device) == sshd_server.user
 
     assert jump_server.forwards_to(sshd_server) == forwarded
@@ -109,7 +110,7 @@ def test_a_changed_host_key_behind_a_proxy_command_is_reported_as_such(ssh_home_
 def test_proxy_jump_none_also_bypasses_a_proxy_command(ssh_home: SSHClientFiles, sshd_server: SSHServer) -> None:
     ssh_home.add_host("board-via-command", sshd_server, "ProxyCommand sh -c 'exit 3'")
 
-    with SSHDevice("board", host="board-via-command", proxy_jump="none") as device:
+    with SSHDevice("board", host="board-via-command", settings=SSHSettings(proxy_jump="none")) as device:
         assert whoami(device) == sshd_server.user
 
 
@@ -127,7 +128,7 @@ def test_a_proxy_command_that_fails_says_why_at_once(ssh_home: SSHClientFiles, s
 
     with pytest.raises(DeviceError, match=r"ProxyCommand for \S+ ended without a connection: exit status 3: "
                                           r"no route to lab \(run the host's ProxyCommand") as error:
-        SSHDevice("board", host="board-via-command", connect_timeout=20).run(["true"], timeout=30)
+        SSHDevice("board", host="board-via-command", settings=SSHSettings(connect_timeout=20)).run(["true"], timeout=30)
 
     assert "sh -c" not in str(error.value)  # errors land in results: never the command line, it may hold secrets
 
@@ -142,7 +143,7 @@ def test_a_jump_host_that_forbids_forwarding_is_named(tmp_path: Path, ssh_home: 
         ssh_home.trust_only(sshd_server.known_hosts_line(), closed.known_hosts_line())
 
         with pytest.raises(DeviceError) as error:
-            SSHDevice("board", host=ALIAS, proxy_jump="closed-bastion").run(["true"], timeout=30)
+            SSHDevice("board", host=ALIAS, settings=SSHSettings(proxy_jump="closed-bastion")).run(["true"], timeout=30)
     finally:
         closed.stop()
 
@@ -160,7 +161,7 @@ def test_an_unknown_jump_host_key_is_refused_unless_new_keys_are_accepted(
     with pytest.raises(HostKeyError, match=rf"unknown host key for \[127.0.0.1\]:{jump_server.port} "):
         SSHDevice("board", host=ALIAS_VIA_JUMP).run(["true"], timeout=30)
 
-    with SSHDevice("board", host=ALIAS_VIA_JUMP, accept_new_host_key=True) as device:
+    with SSHDevice("board", host=ALIAS_VIA_JUMP, settings=SSHSettings(accept_new_host_key=True)) as device:
         assert whoami(device) == sshd_server.user
     assert jump_server.known_hosts_line() in ssh_home_with_jump.known_hosts.read_text()
 
@@ -170,8 +171,10 @@ def test_a_changed_jump_host_key_is_refused(ssh_home_with_jump: SSHClientFiles, 
     ssh_home_with_jump.trust_only(sshd_server.known_hosts_line(),
                                   jump_server.known_hosts_line(public_key=sshd_server.host_public_key))
 
+    device = SSHDevice("board", host=ALIAS_VIA_JUMP, settings=SSHSettings(accept_new_host_key=True))
+
     with pytest.raises(HostKeyError, match=rf"host key of \[127.0.0.1\]:{jump_server.port} has CHANGED"):
-        SSHDevice("board", host=ALIAS_VIA_JUMP, accept_new_host_key=True).run(["true"], timeout=30)
+        device.run(["true"], timeout=30)
 
 
 def test_a_jump_host_refusing_the_key_is_named(tmp_path: Path, ssh_home_with_jump: SSHClientFiles,
@@ -186,7 +189,7 @@ def test_a_jump_host_refusing_the_key_is_named(tmp_path: Path, ssh_home_with_jum
         f"    IdentityFile {stranger}"))
 
     with pytest.raises(DeviceError, match=rf"SSH key authentication failed for jump host \S+:{jump_server.port}"):
-        SSHDevice("board", host=ALIAS, proxy_jump="picky-bastion").run(["true"], timeout=30)
+        SSHDevice("board", host=ALIAS, settings=SSHSettings(proxy_jump="picky-bastion")).run(["true"], timeout=30)
 
 
 # -- resolution alone (no connection) ----------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..devices.cache import DeviceCache
-from ..devices.runner import RunnerClient
+from ..board.cache import DeviceCache
+from ..board.runner import RunnerClient
 from .metrics import compare_outputs
 from .reference import ModelAccuracyPlan
 

@@ -5,22 +5,38 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..bench.targets import BenchTarget
-from ..convert.validation import pair_outputs
-from ..convert.validation import reference_outputs as keras_outputs
 from ..data import Dataset, load_dataset, read_npz
 from ..errors import DataError
 from ..hashing import file_sha256
 from ..image_folder import (ImageFolder, feeds, is_image_folder, load_image_folder,
                             scan_image_folder)
 from ..model.loading import LoadedModel, load_model
+from ..model.outputs import pair_outputs
+from ..model.outputs import reference_outputs as keras_outputs
+from ..results.manifest import Manifest
 
 log = logging.getLogger(__name__)
 PREDICT_BATCH = 256
+
+
+class MeasuredVariant(Protocol):
+    """What the accuracy pass needs of a variant a bench measures (bench's ``BenchTarget`` is one): stated here so
+    that accuracy, below bench, does not import it."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def manifest(self) -> Manifest | None: ...
+    @property
+    def label(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,7 @@ class KerasReference:
 
 
 def plan_accuracy(
-    targets: Sequence[BenchTarget], data_files: Sequence[Path], reference_model: Path | None, scratch: Path,
+    targets: Sequence[MeasuredVariant], data_files: Sequence[Path], reference_model: Path | None, scratch: Path,
     image_range: tuple[float, float], *, trust_model_code: bool = False,
 ) -> dict[str, ModelAccuracyPlan]:
     """model -> its accuracy plan, on the data set that fits it (see ``fitting_dataset``). A Keras model that
@@ -121,7 +137,7 @@ def plan_accuracy(
 
 
 def fitting_dataset(
-    target: BenchTarget, input_shape: tuple[int, ...], classes: int | None, arrays: dict[Path, dict[str, np.ndarray]],
+    target: MeasuredVariant, input_shape: tuple[int, ...], classes: int | None, arrays: dict[Path, dict[str, np.ndarray]],
     folders: Sequence[ImageFolder], image_range: tuple[float, float],
 ) -> Dataset:
     """The first .npz whose ``x`` has exactly the model's input shape; else, for an image model, the first image
@@ -137,7 +153,7 @@ def fitting_dataset(
                     f"{', '.join(map(str, input_shape))}], given {', '.join(given)}")
 
 
-def open_reference(target: BenchTarget, override: Path | None, trust_code: bool = False) -> KerasReference | None:
+def open_reference(target: MeasuredVariant, override: Path | None, trust_code: bool = False) -> KerasReference | None:
     """The Keras model to compare ``target``'s variants with: ``--reference`` if given, else the source the export
     recorded; None when there is neither."""
     if override is not None:
@@ -160,7 +176,7 @@ def open_reference(target: BenchTarget, override: Path | None, trust_code: bool 
 
 
 def output_heads(
-    target: BenchTarget, variants: Sequence[BenchTarget], keras: KerasReference, input_shape: tuple[int, ...],
+    target: MeasuredVariant, variants: Sequence[MeasuredVariant], keras: KerasReference, input_shape: tuple[int, ...],
 ) -> dict[str, int]:
     """Variant sha256 -> the position of its output that is the Keras model's first, for ``target`` (whose
     outputs must pair with the Keras model's, or it is refused) and the other variants of its model.
@@ -183,7 +199,7 @@ def output_heads(
 
 
 def reference_outputs(
-    target: BenchTarget, dataset: Dataset, output_shape: tuple[int, ...], keras: KerasReference | None,
+    target: MeasuredVariant, dataset: Dataset, output_shape: tuple[int, ...], keras: KerasReference | None,
 ) -> tuple[np.ndarray | None, str | None]:
     """The Keras model's first output on the host (None without a Keras model), and where that model is.
 

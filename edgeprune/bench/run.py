@@ -21,7 +21,10 @@ from ..image_folder import DEFAULT_IMAGE_RANGE, is_image_folder
 from ..results.document import ResultsDocument, ResultsWriter
 from ..results.history import History
 from ..results.output_claim import ResultsFileClaim
-from .session import BenchPlan, Progress, bench_device, fail_refused, fail_unopened
+from .failed_runs import fail_refused, fail_unopened
+from .plan import BenchPlan
+from .progress import Progress
+from .session import DeviceBench
 from .sparse_verdict import sparse_verdicts
 from .targets import BenchTarget, RefusedTarget, collect_targets
 
@@ -40,6 +43,7 @@ class BenchInterrupted(KeyboardInterrupt):
 class BenchRequest:
     paths: Sequence[Path]
     plan: BenchPlan = field(default_factory=BenchPlan)
+    variants: frozenset[str] | None = None  # only these variants of the paths (export's names); None: all
     devices: Sequence[str] = ()
     tags: Sequence[str] = ()
     output: Path | None = None
@@ -55,7 +59,7 @@ class BenchRequest:
 
 def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
     """Check every input first (nothing is written for a bad one), then measure and write as results arrive."""
-    targets, refused = collect_targets(request.paths)
+    targets, refused = collect_targets(request.paths, request.variants)
     if request.reference and not request.data:
         raise UsageError("--reference needs --data", hint="pass the evaluation data to compare outputs on")
     if request.image_range and not any(is_image_folder(path) for path in request.data):
@@ -131,7 +135,7 @@ def run_on_devices(
     fail_refused(refused, devices, list(unopened_entries), plan, writer)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="edgeprune-device") as pool:
-        futures = [pool.submit(bench_device, device, targets, plan, writer, progress, accuracy_plans, cancel)
+        futures = [pool.submit(DeviceBench(device, targets, plan, writer, progress, accuracy_plans or {}, cancel).run)
                    for device in devices]
         try:
             wait(futures)

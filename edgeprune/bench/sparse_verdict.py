@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..convert.variants import REFERENCE_VARIANT
+from ..variants import REFERENCE_VARIANT
 from ..results.document import ResultsDocument, RunRecord
-from .stats import median_ratio
+from .stats import speedup as measured_speedup
 
 DENSE, SPARSE = REFERENCE_VARIANT, "fp32-sparse"
 # Below this lower confidence bound a "speed-up" is within what dense/sparse layout noise can explain.
@@ -34,7 +34,7 @@ def sparse_verdicts(document: ResultsDocument, eligibility: dict[str, dict[str, 
 
 
 def verdict(dense: RunRecord, sparse: RunRecord, eligibility: dict[str, Any] | None) -> dict[str, Any]:
-    speedup = median_ratio(dense.samples_ms or [], sparse.samples_ms or [])
+    speedup = measured_speedup(dense.samples_ms or [], sparse.samples_ms or [])
     info = dense.device_info or {}
     arch = str(info.get("arch") or "unknown")
     engaged = speedup.low > ENGAGED_SPEEDUP

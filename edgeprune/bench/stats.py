@@ -80,6 +80,14 @@ def median_ratio(
     return RatioEstimate(float(np.median(top) / np.median(bottom)), float(low), float(high), confidence)
 
 
+def speedup(reference_ms: Sequence[float], candidate_ms: Sequence[float], *,
+            confidence: float = 0.95) -> RatioEstimate:
+    """How many times as fast the candidate runs as its reference (fp32 for a variant, the dense twin for a sparse
+    one): the reference's median latency over the candidate's, with a bootstrap CI; above 1 is faster. Every
+    speed-up edgeprune shows, gates on or judges sparse inference by is this one computation."""
+    return median_ratio(reference_ms, candidate_ms, confidence=confidence)
+
+
 def resampled_medians(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     if values.size > BOOTSTRAP_MAX_SAMPLES:
         values = rng.choice(values, BOOTSTRAP_MAX_SAMPLES, replace=False)

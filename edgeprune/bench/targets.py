@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from ..errors import UsageError
 from ..hashing import file_sha256
+from ..variants import VARIANTS
 from ..results.manifest import MANIFEST_FILENAME, Manifest, VariantRecord, read_manifest
+
+# The variant of a .tflite that is not an export's: measured as it is.
+LOOSE_FILE_VARIANT = "as-is"
 
 
 @dataclass(frozen=True)
@@ -43,13 +47,22 @@ class RefusedTarget:
         return f"{self.model}/{self.variant}"
 
 
-def collect_targets(paths: Sequence[Path]) -> tuple[list[BenchTarget], list[RefusedTarget]]:
-    """What to measure, and the variants refused up front; a UsageError when nothing is left to measure."""
+def collect_targets(paths: Sequence[Path], variants: Collection[str] | None = None
+                    ) -> tuple[list[BenchTarget], list[RefusedTarget]]:
+    """What to measure (only the ``variants`` named, when given), and the variants refused up front; a UsageError
+    when nothing is left to measure."""
     if not paths:
         raise UsageError("nothing to bench", hint="pass export folders (from edgeprune export) or .tflite files")
     found: list[BenchTarget | RefusedTarget] = []
     for path in paths:
         found.extend(targets_of(path))
+    if variants is not None:
+        offered = sorted({target.variant for target in found}, key=variant_order)
+        found = [target for target in found if target.variant in variants]
+        if not found:
+            asked = ",".join(sorted(variants, key=variant_order))
+            raise UsageError(f"no variant of the given paths is one of --variants {asked}",
+                             hint=f"they offer: {', '.join(offered)}")
     targets = [target for target in found if isinstance(target, BenchTarget)]
     refused = [target for target in found if isinstance(target, RefusedTarget)]
     if refused and not targets:
@@ -61,6 +74,12 @@ def collect_targets(paths: Sequence[Path]) -> tuple[list[BenchTarget], list[Refu
                              f"{target.label}", hint="bench them separately or rename one folder")
         seen[target.model, target.variant] = target.path
     return targets, refused
+
+
+def variant_order(name: str) -> tuple[int, str]:
+    """Export's order (fp32 first), other names after it."""
+    names = list(VARIANTS)
+    return (names.index(name), "") if name in names else (len(names), name)
 
 
 def targets_of(path: Path) -> list[BenchTarget | RefusedTarget]:
@@ -90,14 +109,18 @@ def export_target(manifest: Manifest, record: VariantRecord, model: str) -> Benc
 
 
 def single_file_target(path: Path) -> BenchTarget:
-    """A lone .tflite; one that sits in an export folder keeps its manifest (source model, eligibility)."""
+    """A lone .tflite; one that sits in an export folder keeps its manifest (source model, eligibility). Without
+    one it is its own model, named by its file; a file named as an export names a variant (``fp32.tflite``, e.g.
+    copied out of an export) is that variant of the model its folder is named after."""
     folder = path.resolve().parent
     if (folder / MANIFEST_FILENAME).exists():
         manifest = read_manifest(folder)
         record = next((r for r in manifest.variants if r.file == path.name), None)
         if record is not None:
             return file_target(path, folder.name, record.name, manifest, record.sha256)
-    return file_target(path, folder.name, path.stem, None, None)
+    if path.stem in VARIANTS:
+        return file_target(path, folder.name, path.stem, None, None)
+    return file_target(path, path.stem, LOOSE_FILE_VARIANT, None, None)
 
 
 def file_target(path: Path, model: str, variant: str, manifest: Manifest | None, sha256: str | None) -> BenchTarget:

@@ -7,9 +7,11 @@ import math
 import sys
 from pathlib import Path
 
-from ..devices.lock import DEFAULT_LOCK_TIMEOUT_S
-from .options import (MAX_COUNT, MAX_SECONDS, add_device_options, add_trust_model_code_option, number, positive_int,
-                      thread_counts, whole_number)
+from ..devices.base import DEFAULT_LOCK_TIMEOUT_S
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ..json_fields import printable
+from .options import (MAX_COUNT, MAX_SECONDS, RUNTIME_CHOICES, add_device_options, add_trust_model_code_option,
+                      number, positive_int, thread_counts, whole_number)
 
 MAX_ROUNDS = 1000
 MAX_MIN_SECONDS = 3600.0
@@ -18,20 +20,23 @@ MAX_MIN_SECONDS = 3600.0
 def register(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure variants on devices (local by default)")
     bench.add_argument("paths", nargs="*", type=Path, help="export folders or .tflite files")
+    bench.add_argument("--variants", type=variant_names, metavar="LIST",
+                       help="only these variants of the export folders, comma-separated with export's names "
+                            "(e.g. fp32,fp32-sparse; default: every deliverable one)")
     bench.add_argument("--device", action="append", default=[], help="device name from the inventory (repeatable)")
     bench.add_argument("--tag", action="append", default=[], help="every device with this tag (repeatable)")
-    bench.add_argument("--runs", type=positive_int, default=100, help="timed invokes per variant (default 100)")
+    bench.add_argument("--runs", type=positive_int, default=100, help="timed invokes per variant in total, split across the rounds (default 100)")
     bench.add_argument("--warmup", type=whole_number(0, MAX_COUNT), default=10,
                        help="untimed invokes before each round (default 10)")
     bench.add_argument("--min-seconds", type=number(0.0, MAX_MIN_SECONDS), default=0.0,
                        help="keep timing at least this long per variant")
     bench.add_argument("--rounds", type=whole_number(1, MAX_ROUNDS), default=3,
-                       help="interleaved rounds, each a fresh process per variant (default 3)")
+                       help="interleaved rounds, each a fresh process per variant (default 3; at most --runs)")
     bench.add_argument("--threads", type=thread_counts, default=None,
                        help="interpreter threads, e.g. 1 or 1,4 (default: the device's 'threads', else 1)")
     bench.add_argument("--xnnpack", choices=("on", "off", "both"), default="on",
                        help="XNNPACK delegate on (default), off (builtin kernels baseline) or both")
-    bench.add_argument("--runtime", default="auto", choices=("auto", "ai_edge_litert", "tflite_runtime", "tensorflow"),
+    bench.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
                        help="TFLite runtime on the device (default: the first installed of that order)")
     bench.add_argument("--timeout", type=number(0.0, MAX_SECONDS, low_excluded=True), default=600.0,
                        help="seconds one runner process may take")
@@ -55,6 +60,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.set_defaults(handler=run)
 
 
+def variant_names(text: str) -> frozenset[str] | None:
+    """export's --variants names; 'all' (or every name) is no filter."""
+    from ..variants import VARIANTS
+
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - {"all", *VARIANTS})
+    if not names or unknown:
+        what = f"unknown variant '{printable(unknown[0], 40)}'" if unknown else "empty list"
+        raise argparse.ArgumentTypeError(f"{what} (choose from all, {', '.join(VARIANTS)})")
+    return None if "all" in names or names == frozenset(VARIANTS) else names
+
+
 def value_range(text: str) -> tuple[float, float]:
     """LOW:HIGH, e.g. 0:1, -1:1 or 0:255."""
     low, _, high = text.partition(":")
@@ -69,18 +86,18 @@ def value_range(text: str) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> int:
     from ..bench.run import BenchInterrupted, BenchRequest, bench
-    from ..cli import EXIT_INTERRUPTED
-    from ..bench.session import BenchPlan
+    from ..bench.plan import BenchPlan
     from ..reports.bench_table import render_bench
     from ..results.history import DEFAULT_HISTORY_DIR
 
     plan = BenchPlan(
-        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=args.rounds,
+        # --runs is the total: fewer runs than rounds fill only that many rounds (each needs a timed invoke).
+        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=min(args.rounds, args.runs),
         threads=args.threads or (), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
         runtime=args.runtime, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout,
     )
     request = BenchRequest(
-        paths=args.paths, plan=plan, devices=args.device, tags=args.tag, output=args.output, label=args.label,
+        paths=args.paths, plan=plan, variants=args.variants, devices=args.device, tags=args.tag, output=args.output, label=args.label,
         history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
         accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
         image_range=args.image_range, trust_model_code=args.trust_model_code,
@@ -106,4 +123,4 @@ def run(args: argparse.Namespace) -> int:
     failed = [run for run in document.runs if not run.ok]
     for run in failed:
         print(f"edgeprune: {run.device} {run.model}/{run.variant}: {run.error}", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK

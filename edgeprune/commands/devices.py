@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from .options import ArgumentParser, add_device_options
+from ..errors import EXIT_OK
+from .options import RUNTIME_CHOICES, ArgumentParser, add_device_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=run_devices_list)
     check = actions.add_parser("check", help="connect and report what the device has")
     check.add_argument("name", help="device name from the inventory")
-    check.add_argument("--runtime", default="auto", choices=("auto", "ai_edge_litert", "tflite_runtime", "tensorflow"))
+    check.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES)
     check.add_argument("--json", action="store_true", help="print JSON")
     add_device_options(check)
     check.set_defaults(handler=run_devices_check)
@@ -40,7 +41,7 @@ def run_devices_list(args: argparse.Namespace) -> int:
     from ..reports.devices_table import render_device_list
 
     print(render_device_list(Inventory.load(args.inventory)))
-    return 0
+    return EXIT_OK
 
 
 def run_devices_check(args: argparse.Namespace) -> int:
@@ -53,12 +54,12 @@ def run_devices_check(args: argparse.Namespace) -> int:
         info = DeviceSession(device).describe(args.runtime)
         report = json.dumps(info, indent=2) if args.json else render_device_check(device, info)
     print(report)
-    return 0
+    return EXIT_OK
 
 
 def run_devices_setup(args: argparse.Namespace) -> int:
+    from ..board.provision import DEFAULT_PACKAGES, SetupRequest, setup_device
     from ..devices.inventory import Inventory
-    from ..devices.provision import DEFAULT_PACKAGES, SetupRequest, setup_device
     from ..reports.devices_table import render_device_check
 
     request = SetupRequest(venv=args.venv, base_python=args.base_python, packages=args.packages or DEFAULT_PACKAGES,
@@ -69,4 +70,4 @@ def run_devices_setup(args: argparse.Namespace) -> int:
         report = render_device_check(device, info)
     print(report)
     print(f"\nready: set python = \"{device.python}\" in [devices.{device.name}] of the inventory")
-    return 0
+    return EXIT_OK

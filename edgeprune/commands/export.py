@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..reports.text import one_line
 from .options import add_trust_model_code_option
 
 
@@ -24,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..convert.export import ExportRequest, export
-    from ..convert.variants import parse_variant_list
+    from ..variants import parse_variant_list
     from ..reports.export_table import render_export
 
     requested = parse_variant_list(args.variants) if args.variants else None
@@ -32,13 +34,15 @@ def run(args: argparse.Namespace) -> int:
                             trust_model_code=args.trust_model_code)
     manifest = export(request, progress=lambda message: print(f"  {message}", file=sys.stderr))
     print(render_export(manifest))
-    failed = [record for record in manifest.variants if not record.valid]
-    for record in failed:
-        print(f"edgeprune: variant '{record.name}' is invalid: {record.error}", file=sys.stderr)
     if not manifest.deliverables():
         # An export folder without a single usable model must not let a pipeline carry on as if it had one.
-        print(f"edgeprune: no variant is deliverable: all {len(manifest.variants)} variants are invalid "
+        print(f"edgeprune: no variant is deliverable: all {len(manifest.variants)} variants were rejected "
               f"(reasons in {manifest.folder}/manifest.json)", file=sys.stderr)
-        return 1
-    asked_by_name = {name.strip() for name in (args.variants or "").split(",")} - {"all", ""}
-    return 1 if any(record.name in asked_by_name for record in failed) else 0
+        return EXIT_FAILED
+    # A variant named one by one is a demand; one picked by default or by 'all' is an offer (its rejection is the
+    # note under the table).
+    named = {name.strip() for name in (args.variants or "").split(",")} - {"all", ""}
+    failed = [record for record in manifest.variants if not record.valid and record.name in named]
+    for record in failed:
+        print(f"edgeprune: error: variant '{record.name}' was rejected: {one_line(record.error)}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK

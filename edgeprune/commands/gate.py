@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import GateFailed
+from ..errors import EXIT_FAILED, EXIT_OK
 from ..fsutil import os_reason, write_bytes_atomic
 
 SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY"
@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..gate.baseline import load_baseline
     from ..gate.checks import evaluate
-    from ..gate.console import render_checks, verdict
+    from ..gate.console import render_checks
     from ..gate.junit import junit_xml
     from ..gate.policy import BUDGET_KINDS, read_policy
     from ..gate.selection import GateInputs
@@ -44,17 +44,15 @@ def run(args: argparse.Namespace) -> int:
     if baseline is not None and not any(BUDGET_KINDS[key].reference == "baseline" for key in policy.budget_keys()):
         print(f"edgeprune: note: {args.policy} sets no budget against a baseline; --baseline is unused",
               file=sys.stderr)
-    print(render_checks(report))
     if args.junit:
         timestamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         write_bytes_atomic(args.junit, junit_xml(report, timestamp=timestamp), what="JUnit file")
         print(f"wrote {args.junit}")
     if summary_path := os.environ.get(SUMMARY_ENV_VAR):
         append_summary(Path(summary_path), markdown_summary(report))
-    if not report.passed:
-        raise GateFailed(verdict(report))
-    print(verdict(report))
-    return 0
+    # The verdict is the output's last line, on stdout, once; the exit status says it to CI.
+    print(render_checks(report))
+    return EXIT_OK if report.passed else EXIT_FAILED
 
 
 def append_summary(path: Path, markdown: str) -> None:

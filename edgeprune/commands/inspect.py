@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import EXIT_OK
 from .options import add_trust_model_code_option
 
 
@@ -22,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
 
     report = inspect_path(args.path, trust_model_code=args.trust_model_code)
     print(json.dumps(report.to_json(), indent=2) if args.json else render_inspection(report))
-    return 0
+    return EXIT_OK

@@ -21,7 +21,8 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad option is an EdgepruneError like every other bad input (one line, exit 2)."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+        # The CLI prefixes "edgeprune: error:"; the hint names the command.
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -57,6 +58,9 @@ def number(low: float, high: float, *, low_excluded: bool = False) -> Callable[[
 
     return parse
 
+
+# --runtime: the device runner's runtimes, in the order "auto" tries them.
+RUNTIME_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 
 positive_int = whole_number(1, MAX_COUNT)
 thread_count = whole_number(1, MAX_THREADS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import EXIT_OK, UsageError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,4 +36,4 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         write_bytes_atomic(args.markdown, render_markdown(data).encode("utf-8"), what="Markdown report")
         print(f"wrote {args.markdown}")
-    return 0
+    return EXIT_OK

@@ -14,7 +14,7 @@ from .. import tfenv
 from ..errors import ConversionError
 from ..model.loading import LoadedModel
 from ..nativeio import native_output_to_log
-from .variants import DYNAMIC_RANGE_INT8, FLOAT16, FULL_INT8, VariantSpec
+from ..variants import DYNAMIC_RANGE_INT8, FLOAT16, FULL_INT8, VariantSpec
 
 CALIBRATION_SAMPLES = 200
 

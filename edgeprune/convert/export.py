@@ -14,19 +14,21 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__, tfenv
-from ..data import load_calibration
+from ..board.runner import RunnerClient, runner_script
+from ..data import checked_inputs, read_npz
 from ..devices.local import LocalDevice
-from ..devices.runner import RunnerClient, runner_script
 from ..errors import ConversionError, UsageError
 from ..fsutil import staging_dir_for
 from ..hashing import file_sha256
-from ..inspection import inspect_loaded_model, sparse_tensor_count
+from ..inspection import inspect_loaded_model
 from ..model.loading import LoadedModel, load_model
+from ..model.outputs import ReferenceOutput, reference_outputs
+from ..model.tflite_file import sparse_tensor_count
 from ..results.manifest import Manifest, VariantRecord
 from .converter import Converter
 from .output_folder import REJECTED_DIR, check_outdir, publish_export, writing_output
-from .validation import ReferenceOutput, reference_outputs, validate_variant
-from .variants import VariantSpec, default_variants
+from .validation import validate_variant
+from ..variants import VariantSpec, default_variants
 
 
 VALIDATION_SAMPLES = 32
@@ -49,9 +51,25 @@ Progress = Callable[[str], None]
 
 def export(request: ExportRequest, progress: Progress = lambda message: None) -> Manifest:
     target = check_outdir(request.outdir)
+    # Made first: a path that cannot be written is a UsageError naming it before seconds of TensorFlow work.
+    staging = staging_dir_for(target)
+    try:
+        manifest = build_export(request, staging, progress)
+        publish_export(staging, target, request.outdir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifest.folder = request.outdir
+    return manifest
+
+
+def build_export(request: ExportRequest, staging: Path, progress: Progress) -> Manifest:
+    """Convert and validate every variant into ``staging``; write its manifest there."""
+    # Read before the model: a missing or unreadable file is reported before TensorFlow loads.
+    calibration_arrays = read_npz(request.calibration) if request.calibration is not None else None
     loaded = load_model(request.model, trust_code=request.trust_model_code)
     input_shape = model_input_shape(loaded)
-    calibration, calibration_info = calibration_for(request, input_shape)
+    calibration, calibration_info = calibration_for(request, calibration_arrays, input_shape)
     if calibration_info.get("source") == "random":
         progress("warning: full-int8 variants are calibrated on random inputs: their accuracy is meaningless")
     inspection = inspect_loaded_model(loaded)
@@ -68,33 +86,26 @@ def export(request: ExportRequest, progress: Progress = lambda message: None) ->
     samples, real_samples = validation_inputs(calibration, input_shape,
                                               real=calibration_info.get("source") != "random")
     reference = reference_outputs(loaded.model, samples)
-    staging = staging_dir_for(target)  # a path that cannot be written is a UsageError naming it
-    try:
-        runner = RunnerClient(LocalDevice(), str(runner_script()))
-        records = []
-        with Converter.for_model(loaded) as converter:
-            for spec in specs:
-                progress(f"{spec.name}: converting")
-                record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner,
-                                       request.outdir)
-                progress(f"{spec.name}: {'valid' if record.valid else 'invalid: ' + str(record.error)}")
-                records.append(record)
-        manifest = Manifest(
-            source=loaded.describe() | {"path": str(loaded.path.resolve())},
-            input={"shape": [None, *input_shape], "dtype": "float32"},
-            variants=records,
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            edgeprune_version=__version__,
-            tensorflow_version=tfenv.tensorflow().__version__,
-            calibration=calibration_info or None,
-            inspection=inspection,
-        )
-        manifest.write(staging)
-        publish_export(staging, target, request.outdir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    manifest.folder = request.outdir
+    runner = RunnerClient(LocalDevice(), str(runner_script()))
+    records = []
+    with Converter.for_model(loaded) as converter:
+        for spec in specs:
+            progress(f"{spec.name}: converting")
+            record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner,
+                                   request.outdir)
+            progress(f"{spec.name}: {'valid' if record.valid else 'rejected (the reason follows the table)'}")
+            records.append(record)
+    manifest = Manifest(
+        source=loaded.describe() | {"path": str(loaded.path.resolve())},
+        input={"shape": [None, *input_shape], "dtype": "float32"},
+        variants=records,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        edgeprune_version=__version__,
+        tensorflow_version=tfenv.tensorflow().__version__,
+        calibration=calibration_info or None,
+        inspection=inspection,
+    )
+    manifest.write(staging)
     return manifest
 
 
@@ -108,9 +119,10 @@ def model_input_shape(loaded: LoadedModel) -> tuple[int, ...]:
     return tuple(int(dim) for dim in shape)
 
 
-def calibration_for(request: ExportRequest, input_shape: tuple[int, ...]) -> tuple[np.ndarray | None, dict]:
-    if request.calibration is not None:
-        x = load_calibration(request.calibration, input_shape)
+def calibration_for(request: ExportRequest, arrays: dict[str, np.ndarray] | None,
+                    input_shape: tuple[int, ...]) -> tuple[np.ndarray | None, dict]:
+    if request.calibration is not None and arrays is not None:
+        x = checked_inputs(request.calibration, arrays, input_shape)
         return x, {"source": str(request.calibration.resolve()), "sha256": file_sha256(request.calibration),
                    "samples": int(len(x))}
     if request.random_calibration:

@@ -19,7 +19,7 @@ from ..errors import UsageError
 from ..fsutil import WRITABLE_PATH_HINT, nearest_existing, os_reason, publish_dir
 from ..json_fields import printable
 from ..results.manifest import MANIFEST_FILENAME, read_manifest
-from .variants import VARIANTS
+from ..variants import VARIANTS
 
 REJECTED_DIR = "rejected"
 # Far above any manifest an export writes (its inspection lists every layer); a larger one is not one of ours.

@@ -3,11 +3,9 @@
 The variant runs in the device runner, in a child process, exactly as it will on a board, so a runtime that
 crashes takes down that child, not the export, and what passes here is what the board will be asked to run.
 
-Every output of the model is compared, not only the first. The converter does not keep the Keras order of
-outputs (a three-headed model comes out of it with its heads shuffled), so each TFLite output is paired with its
-Keras output by the name in the flatbuffer's signature (tf_keras: the output layer's name; Keras 3: ``output_K``
-for the K-th output, or the key of a dict output), else by shape when every shape is distinct. A model whose
-outputs cannot be paired either way is reported invalid with that reason, never half-validated.
+Every output of the model is compared, not only the first, each with the Keras output it pairs with
+(``model.outputs.pair_outputs``: by signature name, else by shape; the converter does not keep the Keras order). A
+model whose outputs cannot be paired either way is reported invalid with that reason, never half-validated.
 """
 
 from __future__ import annotations
@@ -20,11 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..accuracy.metrics import OutputComparison, compare_outputs
-from ..devices.runner import RunnerClient
-from ..errors import ModelLoadError, RunnerError
-from ..inspection.tflite_reader import parse_tflite
-from ..model.loading import keras_outputs
-from .variants import FLOAT16, FLOAT32, VariantSpec
+from ..board.runner import RunnerClient
+from ..errors import RunnerError
+from ..model.outputs import ReferenceOutput, pair_outputs
+from ..variants import FLOAT16, FLOAT32, VariantSpec
 
 # Allowed max |error| relative to the reference outputs' scale (per output). Float variants must agree closely;
 # fp16 weights round to ~3 decimal digits.
@@ -49,18 +46,6 @@ MIN_QUANTIZED_TOP1_AGREEMENT = 0.9
 
 
 @dataclass(frozen=True)
-class ReferenceOutput:
-    """One Keras output on the validation inputs, with the names a TFLite signature may give it."""
-
-    names: tuple[str, ...]
-    values: np.ndarray
-
-    @property
-    def label(self) -> str:
-        return self.names[0]
-
-
-@dataclass(frozen=True)
 class Validation:
     valid: bool
     error: str | None
@@ -73,36 +58,16 @@ class Validation:
         return asdict(self)
 
 
-def reference_outputs(model: Any, inputs: np.ndarray) -> list[ReferenceOutput]:
-    """Every output of a tf_keras or Keras 3 model on ``inputs``, in the model's own order."""
-    names = list(getattr(model, "output_names", None) or [])
-    references = []
-    for index, (key, value) in enumerate(keras_outputs(model, inputs)):
-        if key is not None:
-            candidates = [key]
-        else:
-            candidates = ([str(names[index])] if index < len(names) else []) + [f"output_{index}"]
-        references.append(ReferenceOutput(tuple(dict.fromkeys(candidates)), value))
-    return references
-
-
-def as_references(reference: np.ndarray | Sequence[ReferenceOutput]) -> list[ReferenceOutput]:
-    if isinstance(reference, np.ndarray):
-        return [ReferenceOutput(("output_0",), reference)]
-    return list(reference)
-
-
 def validate_variant(
     model: Path,
     spec: VariantSpec,
     inputs: np.ndarray,
-    reference: np.ndarray | Sequence[ReferenceOutput],
+    references: Sequence[ReferenceOutput],
     *,
     real_inputs: bool,
     runner: RunnerClient,
 ) -> Validation:
-    """``reference``: the Keras outputs on ``inputs`` (``reference_outputs``), or one array for a one-output model."""
-    references = as_references(reference)
+    """``references``: the Keras outputs on ``inputs`` (``model.outputs.reference_outputs``)."""
     inputs_kind = "calibration data" if real_inputs else "random inputs"
     criteria = criteria_for(spec, references, real_inputs)
     figures: dict[str, dict[str, Any] | None] = {"xnnpack": None, "builtin": None}
@@ -162,7 +127,6 @@ def summarize(comparisons: list[OutputComparison | None]) -> dict[str, Any]:
     return {
         "n": known[0].n if known else 0,
         "finite": bool(known) and len(finite) == len(comparisons),
-        "top1": None,
         "top1_agreement": worst("top1_agreement", min),
         "max_abs_error": worst("max_abs_error", max),
         "mean_abs_error": worst("mean_abs_error", max),
@@ -201,44 +165,3 @@ def criteria_for(spec: VariantSpec, references: list[ReferenceOutput], real_inpu
     return {"finite": True, "min_snr_db": MIN_QUANTIZED_SNR_DB,
             "min_top1_agreement": MIN_QUANTIZED_TOP1_AGREEMENT if real_inputs else None}
 
-
-def pair_outputs(model: Path, references: list[ReferenceOutput]) -> list[int] | str:
-    """For each Keras output, the position of its TFLite output (the runner's ``output_N``); or why not."""
-    try:
-        tflite = parse_tflite(model.read_bytes(), model.name).model
-    except (OSError, ModelLoadError) as exc:
-        return f"cannot read the converted model: {exc}"
-    graph = tflite.subgraphs[0]
-    positions = [int(index) for index in (graph.outputs if graph.outputs is not None else [])]
-    if len(positions) != len(references):
-        return f"the variant has {len(positions)} outputs, the Keras model {len(references)}"
-    if len(references) == 1:
-        return [0]
-    signature_names: dict[int, str] = {}
-    for signature in tflite.signatureDefs or []:
-        if signature.subgraphIndex == 0:
-            for tensor_map in signature.outputs or []:
-                name = tensor_map.name.decode() if isinstance(tensor_map.name, bytes) else str(tensor_map.name)
-                signature_names[int(tensor_map.tensorIndex)] = name
-            break
-    by_name = bijection([[position for position, index in enumerate(positions)
-                          if signature_names.get(index) in ref.names] for ref in references])
-    if by_name is not None:
-        return by_name
-    shapes = [tuple(int(dim) for dim in (graph.tensors[index].shape if graph.tensors[index].shape is not None
-                                         else []))[1:] for index in positions]
-    by_shape = bijection([[position for position, shape in enumerate(shapes) if shape == ref.values.shape[1:]]
-                          for ref in references])
-    if by_shape is not None:
-        return by_shape
-    return (f"cannot tell which of the variant's {len(positions)} outputs is which Keras output (signature names "
-            f"{sorted(signature_names.values())} do not match {[ref.label for ref in references]} and several "
-            "outputs have the same shape)")
-
-
-def bijection(candidates: list[list[int]]) -> list[int] | None:
-    """The pairing when every reference has exactly one candidate position and no position is taken twice."""
-    if any(len(found) != 1 for found in candidates):
-        return None
-    chosen = [found[0] for found in candidates]
-    return chosen if len(set(chosen)) == len(chosen) else None

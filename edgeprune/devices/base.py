@@ -1,8 +1,8 @@
 """The one interface every device implements: run a command, move files, report where things live.
 
-Local and SSH devices differ only in transport. Everything above this layer (the content-addressed cache,
-the runner protocol, the bench) is written once against :class:`Device` and exercised by the same contract
-tests on both.
+Local, SSH and labgrid devices differ only in transport. Everything above this layer (the board services of
+:mod:`edgeprune.board`, the bench) is written once against :class:`Device`, and the same contract tests check
+every transport.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ import abc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+# How long a bench waits for a board to be its own (a farm place to come free, then the board lock): a bench of a
+# few models on a Pi takes minutes; a queue of CI jobs, more.
+DEFAULT_LOCK_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)

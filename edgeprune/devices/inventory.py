@@ -22,22 +22,23 @@ that last one may be missing (the inventory is then just ``local``).
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..config_keys import toml_type_name, unknown_key_hint
 from ..errors import ConfigError, UsageError
 from ..parsing import ParseError, decode_utf8, parse_toml
 from ..toml_lines import line_of
 from .base import Device
-from .labgrid import LabgridDevice
+from .labgrid.device import LabgridDevice
 from .local import LocalDevice
-from .ssh import SSHDevice
-from .ssh_names import NAMES_HINT, control_problem, host_problem, user_problem
-from .ssh_target import is_jump_spec, jump_problem
+from .ssh.device import SSHDevice
+from .ssh.names import NAMES_HINT, control_problem, host_problem, user_problem
+from .ssh.settings import SSHSettings
+from .ssh.target import is_jump_spec, jump_problem
 
 ENV_VAR = "EDGEPRUNE_INVENTORY"
 DEFAULT_FILE = Path("edgeprune.toml")
@@ -63,7 +64,7 @@ _PLACE_KEYS = ("labgrid_place", "labgrid_tags")
 _FROM_NETWORK_SERVICE = ("user", "port")  # a farm place's NetworkService says these
 _LABGRID_TAG_KEY = re.compile(r"[a-z][a-z0-9_]+")  # what labgrid-client set-tags accepts
 # The names that ~/.ssh/config's tokens may put into a shell command, checked as OpenSSH checks its command line
-# (see ssh_names); the other keys that say how to reach a board only for control characters.
+# (see ssh.names); the other keys that say how to reach a board only for control characters.
 _NAME_CHECKS = {"host": host_problem, "user": user_problem, "proxy_jump": jump_problem}
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -153,7 +154,7 @@ class Inventory:
                 spec.name, python=spec.python, workdir=spec.workdir, threads=spec.threads, tags=spec.tags
             )
         # What every SSH-reached device takes from the inventory, whether its address is fixed or a farm's.
-        ssh_settings = dict(
+        settings = SSHSettings(
             identity_file=identity_file,
             proxy_jump=spec.proxy_jump,
             python=spec.python or "python3",
@@ -164,9 +165,9 @@ class Inventory:
         )
         if spec.is_labgrid:
             return LabgridDevice(spec.name, place=spec.labgrid_place, place_tags=spec.labgrid_tags,
-                                 coordinator=spec.labgrid_coordinator, **ssh_settings)
+                                 coordinator=spec.labgrid_coordinator, ssh=settings)
         assert spec.host is not None
-        return SSHDevice(spec.name, host=spec.host, user=spec.user, port=spec.port, **ssh_settings)
+        return SSHDevice(spec.name, host=spec.host, user=spec.user, port=spec.port, settings=settings)
 
     def _check_reach(self, spec: DeviceSpec) -> None:
         """The keys that say how to reach the board: when the device is opened, so that one bad device fails
@@ -239,19 +240,17 @@ def _parse_device(name: str, table: Any, path: Path, text: str) -> DeviceSpec:
     if not _NAME_PATTERN.fullmatch(name):
         raise where.error(None, "device names may use only letters, digits, '.', '_' and '-'")
     if not isinstance(table, dict):
-        raise where.error(None, f"must be a table, not {_type_name(table)}")
+        raise where.error(None, f"must be a table, not {toml_type_name(table)}")
     allowed = _LOCAL_KEYS if name == LOCAL else _KEY_TYPES.keys()
     for key, value in table.items():
         if key not in allowed:
             if name == LOCAL and key in _KEY_TYPES:
                 raise where.error(key, f"key '{key}' does not apply: local runs on this machine")
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(sorted(allowed))}"
-            raise where.error(key, f"unknown key '{key}'", hint=hint)
+            raise where.error(key, f"unknown key '{key}'", hint=unknown_key_hint(key, sorted(allowed)))
         expected, described = _KEY_TYPES[key]
         # bool is an int subclass in Python, but `port = true` is a mistake, not port 1.
         if not isinstance(value, expected) or isinstance(value, bool):
-            raise where.error(key, f"key '{key}' must be {described}, not {_type_name(value)}")
+            raise where.error(key, f"key '{key}' must be {described}, not {toml_type_name(value)}")
     _check_values(table, where)
     if name != LOCAL:
         _check_host_or_place(table, where)
@@ -299,8 +298,3 @@ def _check_values(table: Mapping[str, Any], where: _Table) -> None:
                               hint="lower-case letters, digits and '_', starting with a letter, at least 2 characters")
         if not isinstance(value, str) or not value:
             raise where.error("labgrid_tags", f"labgrid tag '{tag}' must have a non-empty string value")
-
-
-def _type_name(value: object) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
-    return names.get(type(value), type(value).__name__)

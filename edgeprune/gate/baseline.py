@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
+from ..reports.text import one_line, shorten
 from ..results.document import ResultsDocument, read_results
 from ..results.history import HISTORY_FILENAME, BenchRow, History
 
@@ -17,6 +18,7 @@ HISTORY_PREFIX = "history:"
 BY_ID = "id="
 BY_LABEL = "label="
 LABEL_HINT = "name a run with edgeprune bench --label LABEL"
+MAX_LABELS_SHOWN = 8
 MAX_ID_DIGITS = 18  # within SQLite's 64-bit INTEGER
 
 
@@ -50,7 +52,7 @@ def find_bench(history: History, spec: str, reference: str) -> BenchRow:
     if reference.startswith(BY_LABEL):
         label = reference[len(BY_LABEL):]
         return found(history.newest_labelled(label),
-                     f"--baseline {spec}: no bench labelled {label!r} in {history.path}", hint=LABEL_HINT)
+                     f"--baseline {spec}: no bench labelled {label!r} in {history.path}", hint=labels_hint(history))
     labelled = history.newest_labelled(reference)
     bench_id = as_bench_id(reference)
     numbered = history.bench(bench_id) if bench_id is not None else None
@@ -60,7 +62,17 @@ def find_bench(history: History, spec: str, reference: str) -> BenchRow:
                          hint=f"say --baseline history:id={bench_id} or --baseline history:label={reference}")
     nor_id = f" nor a bench {bench_id}" if bench_id is not None else ""
     return found(labelled or numbered, f"--baseline {spec}: no bench labelled {reference!r}{nor_id} in {history.path}",
-                 hint=LABEL_HINT)
+                 hint=labels_hint(history))
+
+
+def labels_hint(history: History) -> str:
+    """The labels there are to choose from (the newest few), else how to make one."""
+    labels = history.labels(MAX_LABELS_SHOWN + 1)
+    if not labels:
+        return f"it has no labelled bench; {LABEL_HINT}"
+    shown = ", ".join(one_line(shorten(label, 40)) for label in labels[:MAX_LABELS_SHOWN])
+    more = ", ..." if len(labels) > MAX_LABELS_SHOWN else ""
+    return f"labels there, newest first: {shown}{more}"
 
 
 def as_bench_id(text: str) -> int | None:

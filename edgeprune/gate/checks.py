@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..bench.stats import median_ratio
+from ..bench.stats import median_ratio, speedup
 from ..results.document import RunRecord
 from .selection import GateInputs, PlannedCheck, describe_run, plan_checks
 
@@ -135,7 +135,7 @@ def speedup_vs_fp32(run: RunRecord, fp32: RunRecord | None) -> Measurement:
     assert fp32 is not None, "selection plans the fp32 run for every speed-up budget"
     if problem := samples_problem(run, fp32, "fp32"):
         return Measurement(None, problem)
-    estimate = median_ratio(fp32.samples_ms, run.samples_ms, confidence=CONFIDENCE)
+    estimate = speedup(fp32.samples_ms, run.samples_ms, confidence=CONFIDENCE)
     # Judged on the ratio of medians: a claimed speed-up needs the evidence, noise does not excuse a miss.
     return Measurement(estimate.ratio, f"{estimate} ({CONFIDENCE:.0%} CI)")
 

@@ -17,14 +17,14 @@ devices.D.variants.V > devices.D > variants.V > defaults.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ..convert.variants import REFERENCE_VARIANT
+from ..variants import REFERENCE_VARIANT
+from ..config_keys import toml_type_name, unknown_key_hint
 from ..errors import ConfigError, UsageError
 from ..parsing import ParseError, decode_utf8, parse_toml
 from ..reports.text import one_line
@@ -58,7 +58,7 @@ class BudgetKind:
         """Why ``value`` cannot be a budget of this kind, or None when it can."""
         # bool is an int subclass in Python, but `max_p50_ms = true` is a mistake, not 1 ms.
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return f"must be a number, not {type_name(value)}"
+            return f"must be a number, not {toml_type_name(value)}"
         if self.fraction and not 0 <= value <= 1:
             return f"must be a fraction between 0 and 1 (0.9 = 90%), not {value}"
         if value < 0 or (value == 0 and self.positive):
@@ -168,20 +168,20 @@ class _PolicyParser:
         where = f"{self.path}{f':{line}' if line else ''}:{f' [{dotted(table)}]' if table else ''}"
         hint = None
         if choices is not None and key is not None:
-            close = difflib.get_close_matches(key, choices, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(choices)}"
+            hint = unknown_key_hint(key, choices)
         # Table and key names are the file's: one_line keeps a crafted one from splitting the message.
         return ConfigError(one_line(f"{where} {problem}"), hint=hint)
 
     def tables_in(self, table: TablePath, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(table[:-1], table[-1], f"'{table[-1]}' must be a table of tables, not {type_name(value)}")
+            raise self.error(table[:-1], table[-1],
+                             f"'{table[-1]}' must be a table of tables, not {toml_type_name(value)}")
         return value
 
     def device_rules(self, device: str, table: Any) -> list[Rule]:
         path = ("devices", device)
         if not isinstance(table, dict):
-            raise self.error(("devices",), device, f"'{device}' must be a table, not {type_name(table)}")
+            raise self.error(("devices",), device, f"'{device}' must be a table, not {toml_type_name(table)}")
         budgets = {key: value for key, value in table.items() if key != VARIANTS_KEY}
         rules = [self.rule(path, budgets, device=device, variant=None, extra_keys=(VARIANTS_KEY,))]
         if VARIANTS_KEY in table:
@@ -195,7 +195,7 @@ class _PolicyParser:
     def rule(self, table: TablePath, value: Any, *, device: str | None, variant: str | None,
              extra_keys: tuple[str, ...] = ()) -> Rule:
         if not isinstance(value, dict):
-            raise self.error(table[:-1], table[-1], f"'{table[-1]}' must be a table, not {type_name(value)}")
+            raise self.error(table[:-1], table[-1], f"'{table[-1]}' must be a table, not {toml_type_name(value)}")
         for key, budget in value.items():
             kind = BUDGET_KINDS.get(key)
             if kind is None:
@@ -223,8 +223,3 @@ def dotted(table: TablePath) -> str:
     neither escapes (a bidirectional override ...) shown as an escape too: the names are the file's."""
     return ".".join(part if part and all(c.isascii() and (c.isalnum() or c in "_-") for c in part)
                     else one_line(json.dumps(part, ensure_ascii=False)) for part in table)
-
-
-def type_name(value: object) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
-    return names.get(type(value), type(value).__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..convert.variants import REFERENCE_VARIANT
+from ..variants import REFERENCE_VARIANT
 from ..errors import UsageError
 from ..reports.text import one_line
 from ..results.document import ResultsDocument, RunRecord

@@ -4,7 +4,6 @@ would run it with its sparse kernels, and why."""
 from .inspector import inspect_loaded_model, inspect_path
 from .render import render_inspection
 from .report import Finding, InspectionReport, LayerStats, SparseVerdict, Totals
-from .tflite_reader import sparse_tensor_count
 
 __all__ = [
     "Finding",
@@ -15,5 +14,4 @@ __all__ = [
     "inspect_loaded_model",
     "inspect_path",
     "render_inspection",
-    "sparse_tensor_count",
 ]

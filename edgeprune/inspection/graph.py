@@ -1,7 +1,7 @@
 """The small graph description the XNNPACK verdict reads: one list of ops, built from Keras or from TFLite.
 
-Op kinds use TFLite's builtin operator names (``CONV_2D``, ``MEAN``, ...), so a Keras layer is described as
-what the converter will make of it, and the verdict is written once for both sources.
+An op's kind is TFLite's name for the operator (``op_kinds`` defines the ones inspect's rules name), so a Keras
+layer is described as what the converter will make of it, and the verdict is written once for both sources.
 """
 
 from __future__ import annotations
@@ -12,24 +12,6 @@ GRAPH_INPUT = "<model input>"
 
 SAME = "same"
 VALID = "valid"
-
-CONV_2D = "CONV_2D"
-DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
-FULLY_CONNECTED = "FULLY_CONNECTED"
-PAD = "PAD"
-MEAN = "MEAN"
-DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
-ADD = "ADD"
-MUL = "MUL"
-RESIZE_BILINEAR = "RESIZE_BILINEAR"
-
-# Elementwise operators XNNPACK keeps inside a sparse subgraph (LiteRT xnnpack/README.md, "Sparse Inference").
-SPARSE_UNARY_KINDS = frozenset(
-    {
-        "ABS", "CEIL", "ELU", "FLOOR", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "NEG",
-        "RELU", "RELU6", "RELU_N1_TO_1", "ROUND", "SQUARE",
-    }
-)
 
 FLOAT_DTYPES = frozenset({"float32", "float16"})
 

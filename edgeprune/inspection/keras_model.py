@@ -1,8 +1,9 @@
 """A Keras model -> per-layer weight statistics and the graph description the XNNPACK verdict reads.
 
-The graph describes each layer as the TFLite converter will lower it (Conv2D -> CONV_2D, ZeroPadding2D -> PAD,
-GlobalAveragePooling2D -> MEAN, BatchNormalization folded away), so the verdict applies to the model's
-float TFLite conversion. Nested models (a backbone inside a classifier) are flattened, as the converter does.
+The graph describes each layer as the TFLite converter will lower it (Conv2D -> CONV_2D, Conv1D -> a 1xK
+CONV_2D, ZeroPadding2D -> PAD, GlobalAveragePooling2D -> MEAN, BatchNormalization folded away), so the verdict
+applies to the model's float TFLite conversion. Nested models (a backbone inside a classifier) are flattened, as
+the converter does.
 """
 
 from __future__ import annotations
@@ -16,59 +17,94 @@ from typing import Any
 import numpy as np
 
 from ..model.loading import LoadedModel, load_model
-from .graph import (
+from .graph import GRAPH_INPUT, SAME, VALID, GraphOp, ModelGraph
+from .op_kinds import (
     ADD,
+    AVERAGE_POOL_2D,
+    CONCATENATION,
     CONV_2D,
+    CONV_3D,
+    CONV_3D_TRANSPOSE,
     DEPTHWISE_CONV_2D,
+    ELU,
     FULLY_CONNECTED,
-    GRAPH_INPUT,
+    GELU,
+    HARD_SWISH,
+    LEAKY_RELU,
+    LOGISTIC,
+    MAC_KINDS,
+    MAX_POOL_2D,
     MEAN,
     MUL,
+    OUTPUT_POSITION_MAC_KINDS,
     PAD,
+    PRELU,
+    RELU,
+    RELU6,
+    RESHAPE,
     RESIZE_BILINEAR,
-    SAME,
-    VALID,
-    GraphOp,
-    ModelGraph,
+    RESIZE_NEAREST_NEIGHBOR,
+    SOFTMAX,
+    SUB,
+    TANH,
+    TRANSPOSE_CONV,
 )
-from .report import InspectionReport, LayerStats, Totals, dense_macs
+from .report import NO_MAC_FORMULA, UNKNOWN_SIZE, InspectionReport, LayerStats, StoredConstant, Totals, dense_macs
 from .xnnpack import xnnpack_sparse_verdict
 
-MAC_LAYERS = frozenset({"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"})
+# Keras layer -> the op kind the converter lowers it to; the lowerings below add what the verdict needs of it (a
+# window, paddings, axes). A layer not listed keeps its class name as its kind, unless its lowering picks a kind by
+# its config (UpSampling2D, Activation, ReLU). A layer of one of the MAC_KINDS has its MACs counted as that op's.
+LAYER_KINDS = {
+    "Conv1D": CONV_2D,  # on a 1-pixel-high image
+    "Conv2D": CONV_2D,
+    "Conv3D": CONV_3D,
+    "DepthwiseConv1D": DEPTHWISE_CONV_2D,
+    "DepthwiseConv2D": DEPTHWISE_CONV_2D,
+    "SeparableConv1D": DEPTHWISE_CONV_2D,  # then a 1x1 CONV_2D
+    "SeparableConv2D": DEPTHWISE_CONV_2D,
+    "Conv1DTranspose": TRANSPOSE_CONV,
+    "Conv2DTranspose": TRANSPOSE_CONV,
+    "Conv3DTranspose": CONV_3D_TRANSPOSE,
+    "Dense": FULLY_CONNECTED,
+    "ZeroPadding2D": PAD,
+    "GlobalAveragePooling2D": MEAN,
+    "Rescaling": MUL,
+    "Add": ADD,
+    "Multiply": MUL,
+    "Subtract": SUB,
+    "Concatenate": CONCATENATION,
+    "Reshape": RESHAPE,
+    "Flatten": RESHAPE,
+    "Softmax": SOFTMAX,
+    "MaxPooling2D": MAX_POOL_2D,
+    "AveragePooling2D": AVERAGE_POOL_2D,
+    "LeakyReLU": LEAKY_RELU,
+    "PReLU": PRELU,
+}
+# Layers with a kernel-shaped (2-D or more) weight that multiply-accumulate nothing: a table lookup, elementwise
+# scales, normalization statistics. Any other layer with a kernel and no MAC formula is named as left out.
+KERNEL_LAYERS_WITHOUT_MACS = frozenset({"Embedding", "PReLU", "Normalization", "LayerNormalization"})
 # Layers that leave no op behind: inference-time no-ops, and BatchNormalization, which the converter folds
 # into the convolution before it (or lowers to a per-channel MUL and ADD, which a sparse subgraph allows).
 VANISHING_LAYERS = frozenset(
     {"BatchNormalization", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
      "ActivityRegularization", "Identity"}
 )
-PLAIN_LAYER_KINDS = {
-    "Dense": FULLY_CONNECTED,
-    "Add": ADD,
-    "Multiply": MUL,
-    "Subtract": "SUB",
-    "Concatenate": "CONCATENATION",
-    "Reshape": "RESHAPE",
-    "Flatten": "RESHAPE",
-    "Softmax": "SOFTMAX",
-    "MaxPooling2D": "MAX_POOL_2D",
-    "AveragePooling2D": "AVERAGE_POOL_2D",
-    "LeakyReLU": "LEAKY_RELU",
-    "PReLU": "PRELU",
-}
 ACTIVATION_KINDS = {
-    "relu": "RELU",
-    "relu6": "RELU6",
-    "sigmoid": "LOGISTIC",
-    "tanh": "TANH",
-    "elu": "ELU",
-    "leaky_relu": "LEAKY_RELU",
-    "hard_swish": "HARD_SWISH",
-    "hard_silu": "HARD_SWISH",
+    "relu": RELU,
+    "relu6": RELU6,
+    "sigmoid": LOGISTIC,
+    "tanh": TANH,
+    "elu": ELU,
+    "leaky_relu": LEAKY_RELU,
+    "hard_swish": HARD_SWISH,
+    "hard_silu": HARD_SWISH,
     # x * sigmoid(x) lowers to LOGISTIC and MUL, which a sparse subgraph takes alike.
-    "swish": "LOGISTIC",
-    "silu": "LOGISTIC",
-    "softmax": "SOFTMAX",
-    "gelu": "GELU",
+    "swish": LOGISTIC,
+    "silu": LOGISTIC,
+    "softmax": SOFTMAX,
+    "gelu": GELU,
 }
 
 
@@ -101,21 +137,49 @@ def weight_count(model: Any) -> int:
 
 def layer_stats(layer: Any) -> LayerStats:
     arrays = [np.asarray(weight) for weight in layer.weights]
-    kernels = _kernels(arrays)
     kind = type(layer).__name__
-    weights = sum(kernel.size for kernel in kernels)
-    _, outputs = _call_tensors(layer)
-    macs = dense_macs(weights, _shape(outputs[0])) if kind in MAC_LAYERS and kernels else None
+    # Keyed by the variable itself, as Keras's count_params does, so a weight shared by two layers counts once.
+    constants = tuple(
+        StoredConstant(("keras variable", id(weight)), array.size, _zeros(array) if array.ndim >= 2 else None)
+        for weight, array in zip(layer.weights, arrays)
+    )
+    kernels = _kernels(arrays)
+    macs, unknown = _macs(layer, kind, sum(kernel.size for kernel in kernels)) if kernels else (None, None)
     return LayerStats(
         name=layer.name,
         op=kind,
         weight_shape=tuple(kernels[0].shape) if kernels else None,
-        params=sum(array.size for array in arrays),
-        weights=weights,
-        zeros=sum(int(kernel.size - np.count_nonzero(kernel)) for kernel in kernels),
+        constants=constants,
         dense_macs=macs,
         dtype=kernels[0].dtype.name if kernels else None,
+        macs_unknown=unknown,
     )
+
+
+def _macs(layer: Any, kind: str, kernel_elements: int) -> tuple[int | None, str | None]:
+    """(dense MACs, why they are unknown) of a layer with a kernel."""
+    if kind in KERNEL_LAYERS_WITHOUT_MACS:
+        return None, None
+    if not _multiplies(kind):
+        return None, NO_MAC_FORMULA
+    inputs, outputs = _call_tensors(layer)
+    counted = outputs[0] if LAYER_KINDS[kind] in OUTPUT_POSITION_MAC_KINDS else inputs[0]
+    macs = dense_macs(kernel_elements, _positions(_shape(counted), layer.get_config().get("data_format")))
+    return macs, None if macs is not None else UNKNOWN_SIZE
+
+
+def _multiplies(kind: str) -> bool:
+    """Whether a layer lowers to an op of one of the MAC_KINDS (a convolution or a dense layer)."""
+    return LAYER_KINDS.get(kind) in MAC_KINDS
+
+
+def _positions(shape: tuple[int | None, ...], data_format: str | None) -> tuple[int | None, ...]:
+    """The spatial (or, for a dense layer, row) dimensions of a batched tensor."""
+    return shape[2:] if data_format == "channels_first" else shape[1:-1]
+
+
+def _zeros(array: np.ndarray) -> int:
+    return int(array.size - np.count_nonzero(array))
 
 
 def _kernels(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -168,17 +232,17 @@ class _GraphBuilder:
         kernels = _kernels(arrays)
         base = GraphOp(
             name=layer.name,
-            kind=PLAIN_LAYER_KINDS.get(kind, kind),
+            kind=LAYER_KINDS.get(kind, kind),
             inputs=tuple(inputs),
             input_shape=_shape(input_tensor),
             activation_dtype=str(layer.compute_dtype),
             weights=kernels[0].size if kernels else 0,
-            weight_zeros=int(kernels[0].size - np.count_nonzero(kernels[0])) if kernels else 0,
+            weight_zeros=_zeros(kernels[0]) if kernels else 0,
             weight_dtype=kernels[0].dtype.name if kernels else None,
         )
         lowering = _LOWERINGS.get(kind)
         ops = lowering(layer, base, kernels) if lowering else [base]
-        activation = _activation_name(layer.get_config().get("activation")) if kind in MAC_LAYERS else None
+        activation = _activation_name(layer.get_config().get("activation")) if _multiplies(kind) else None
         if activation not in (None, "linear"):
             ops.append(_activation_op(f"{layer.name}/{activation}", activation, ops[-1], _shape(output_tensor)))
         self.ops.extend(ops)
@@ -190,7 +254,6 @@ def _convolution(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[G
     return [
         replace(
             base,
-            kind=CONV_2D,
             **_window(config),
             in_channels=_channels(base),
             groups=int(config.get("groups", 1)),
@@ -203,7 +266,6 @@ def _depthwise(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[Gra
     return [
         replace(
             base,
-            kind=DEPTHWISE_CONV_2D,
             **_window(config),
             in_channels=_channels(base),
             depth_multiplier=int(config.get("depth_multiplier", 1)),
@@ -212,7 +274,7 @@ def _depthwise(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[Gra
 
 
 def _separable(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
-    """The converter splits SeparableConv2D into a depthwise convolution and a 1x1 convolution."""
+    """The converter splits SeparableConv1D/2D into a depthwise convolution and a 1x1 convolution."""
     depthwise = _depthwise(layer, base, kernels)[0]
     pointwise_kernel = kernels[1]
     pointwise = replace(
@@ -221,29 +283,29 @@ def _separable(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[Gra
         kind=CONV_2D,
         inputs=(depthwise.name,),
         kernel=(1, 1),
-        in_channels=int(pointwise_kernel.shape[2]),
+        in_channels=int(pointwise_kernel.shape[-2]),
         weights=pointwise_kernel.size,
-        weight_zeros=int(pointwise_kernel.size - np.count_nonzero(pointwise_kernel)),
+        weight_zeros=_zeros(pointwise_kernel),
     )
     return [depthwise, pointwise]
 
 
 def _zero_padding(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
     (top, bottom), (left, right) = layer.get_config()["padding"]
-    return [replace(base, kind=PAD, pads=(int(top), int(bottom), int(left), int(right)))]
+    return [replace(base, pads=(int(top), int(bottom), int(left), int(right)))]
 
 
 def _global_average(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
-    return [replace(base, kind=MEAN, axes=(1, 2))]
+    return [replace(base, axes=(1, 2))]
 
 
 def _upsampling(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
     bilinear = layer.get_config().get("interpolation") == "bilinear"
-    return [replace(base, kind=RESIZE_BILINEAR if bilinear else "RESIZE_NEAREST_NEIGHBOR")]
+    return [replace(base, kind=RESIZE_BILINEAR if bilinear else RESIZE_NEAREST_NEIGHBOR)]
 
 
 def _rescaling(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
-    return [replace(base, kind=MUL, constant_operand_shape=())]
+    return [replace(base, constant_operand_shape=())]
 
 
 def _activation(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]:
@@ -257,15 +319,18 @@ def _relu(layer: Any, base: GraphOp, kernels: list[np.ndarray]) -> list[GraphOp]
     slope = float(config.get("negative_slope", 0.0) or 0.0)
     threshold = float(config.get("threshold", 0.0) or 0.0)
     if threshold == 0.0 and slope == 0.0 and max_value in (None, 6, 6.0):
-        return [replace(base, kind="RELU" if max_value is None else "RELU6")]
+        return [replace(base, kind=RELU if max_value is None else RELU6)]
     if threshold == 0.0 and max_value is None:
-        return [replace(base, kind="LEAKY_RELU")]
+        return [replace(base, kind=LEAKY_RELU)]
     return [replace(base, kind="ReLU(custom)")]
 
 
 _LOWERINGS: dict[str, Callable[[Any, GraphOp, list[np.ndarray]], list[GraphOp]]] = {
+    "Conv1D": _convolution,
     "Conv2D": _convolution,
+    "DepthwiseConv1D": _depthwise,
     "DepthwiseConv2D": _depthwise,
+    "SeparableConv1D": _separable,
     "SeparableConv2D": _separable,
     "ZeroPadding2D": _zero_padding,
     "GlobalAveragePooling2D": _global_average,
@@ -293,17 +358,22 @@ def _activation_kind(activation: str | None) -> str:
 
 
 def _window(config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kernel": _pair(config["kernel_size"]),
-        "stride": _pair(config.get("strides", 1)),
-        "dilation": _pair(config.get("dilation_rate", 1)),
-        "padding": SAME if str(config.get("padding", VALID)).lower() == SAME else VALID,
-    }
+    """Kernel, stride, dilation and padding of a 1-D or 2-D convolution as the converter's CONV_2D has them: it
+    runs a 1-D convolution on a 1-pixel-high image (a 1xK kernel), and a causal one after a PAD on the left."""
+    kernel, stride, dilation = (_pair(config.get(key, 1)) for key in ("kernel_size", "strides", "dilation_rate"))
+    padding = str(config.get("padding", VALID)).lower()
+    if padding == "causal":
+        return {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": VALID,
+                "pads": (0, 0, (kernel[1] - 1) * dilation[1], 0)}
+    return {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": SAME if padding == SAME else VALID}
 
 
 def _pair(value: Any) -> tuple[int, int]:
+    """(height, width) of a window size: one number is both; a 1-D size is a 1-pixel-high window."""
     if isinstance(value, int):
         return (value, value)
+    if len(value) == 1:
+        return (1, int(value[0]))
     first, second = value
     return (int(first), int(second))
 

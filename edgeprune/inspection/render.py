@@ -13,6 +13,9 @@ COLUMNS = (
     "layer", "op", "weight shape", "params", "zeros", "sparsity", "dense MACs", "eff. MACs", "encoding", "dtype",
 )
 RIGHT_ALIGNED = frozenset({"params", "zeros", "sparsity", "dense MACs", "eff. MACs"})
+# MACs of a layer whose count is unknown (left out of the totals), as against "-" for one that does none.
+UNKNOWN_MACS = "?"
+MAX_LISTED_LEFT_OUT = 5
 
 
 def render_inspection(report: InspectionReport) -> str:
@@ -43,27 +46,49 @@ def _cells(layer: LayerStats) -> tuple[str, ...]:
         f"{layer.params:,}" if layer.params else "-",
         f"{layer.zeros:,}" if has_weights else "-",
         _percent(layer.sparsity),
-        _count(layer.dense_macs),
-        _count(layer.effective_macs),
+        UNKNOWN_MACS if layer.macs_unknown else _count(layer.dense_macs),
+        UNKNOWN_MACS if layer.macs_unknown else _count(layer.effective_macs),
         layer.sparse_encoding or "-",
         layer.dtype or "-",
     )
 
 
 def _totals(totals: Totals, layer_count: int) -> str:
+    shared = (
+        f" ({_plural(totals.shared_constants, 'constant')} read by several ops counted once)"
+        if totals.shared_constants
+        else ""
+    )
     summary = (
-        f"totals: {totals.params:,} params in {layer_count} {'layer' if layer_count == 1 else 'layers'}; "
+        f"totals: {totals.params:,} params in {_plural(layer_count, 'layer')}{shared}; "
         f"{totals.zeros:,} of {totals.weights:,} kernel weights are zero ({_percent(totals.sparsity)}); "
         f"MACs {_count(totals.dense_macs)} dense, {_count(totals.effective_macs)} effective; "
         f"size {_bytes(totals.model_size_bytes)}"
     )
     lines = [summary]
+    if totals.macs_left_out:
+        lines.append(textwrap.fill(_left_out(totals), LINE_WIDTH, subsequent_indent="  "))
     if totals.pruning_wrappers:
         lines.append(
             f"still wrapped for pruning: {totals.params_with_pruning_wrappers:,} weights with the masks, thresholds "
             "and pruning steps (the params above are the model's own, as export strips the wrappers)"
         )
     return "\n".join(lines)
+
+
+def _left_out(totals: Totals) -> str:
+    left_out = totals.macs_left_out
+    listed = [f"'{layer.name}' ({layer.op}, {layer.reason})" for layer in left_out[:MAX_LISTED_LEFT_OUT]]
+    if len(left_out) > MAX_LISTED_LEFT_OUT:
+        listed.append(f"{len(left_out) - MAX_LISTED_LEFT_OUT} more (all in --json)")
+    return (
+        f"the MAC totals leave out {_plural(len(left_out), 'op')} whose MACs are unknown (marked {UNKNOWN_MACS}), "
+        f"so they are a lower bound: {'; '.join(listed)}"
+    )
+
+
+def _plural(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
 
 def _verdict(report: InspectionReport) -> str:

@@ -14,23 +14,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from .graph import (
+from .graph import FLOAT_DTYPES, GRAPH_INPUT, GraphOp, ModelGraph, add_pads, resolved_padding
+from .op_kinds import (
     ADD,
     CONV_2D,
+    CONV_2D_KINDS,
+    CONVOLUTION_KINDS,
     DEPTH_TO_SPACE,
     DEPTHWISE_CONV_2D,
-    FLOAT_DTYPES,
     FULLY_CONNECTED,
-    GRAPH_INPUT,
     MEAN,
     MUL,
     PAD,
     RESIZE_BILINEAR,
     SPARSE_UNARY_KINDS,
-    GraphOp,
-    ModelGraph,
-    add_pads,
-    resolved_padding,
 )
 from .report import Finding, SparseVerdict
 
@@ -74,12 +71,12 @@ class Cluster:
 
 def xnnpack_sparse_verdict(graph: ModelGraph) -> SparseVerdict:
     ops = fold_zero_padding(graph.ops)
-    stem = next((op for op in ops if op.kind in (CONV_2D, DEPTHWISE_CONV_2D)), None)
+    stem = next((op for op in ops if op.kind in CONV_2D_KINDS), None)
     cluster = trace_cluster(ops, stem, graph.outputs)
     scope = cluster.members if cluster.intact else ops
     findings = [
         dtype_finding(ops),
-        stem_finding(stem),
+        stem_finding(stem, ops),
         *cluster_findings(cluster, stem),
         zero_fraction_finding(scope),
         *encoding_findings(graph, ops, scope),
@@ -98,7 +95,7 @@ def fold_zero_padding(ops: Sequence[GraphOp]) -> tuple[GraphOp, ...]:
         if pad.kind != PAD or pad.pads is None or len(consumers[pad.name]) != 1:
             continue
         target = folded.get(consumers[pad.name][0], by_name[consumers[pad.name][0]])
-        if target.kind not in (CONV_2D, DEPTHWISE_CONV_2D) or resolved_padding(target) is None:
+        if target.kind not in CONV_2D_KINDS or resolved_padding(target) is None:
             continue
         inputs = tuple(pad.inputs[0] if name == pad.name else name for name in target.inputs)
         folded[target.name] = replace(target, pads=add_pads(target.pads or (0, 0, 0, 0), pad.pads), inputs=inputs)
@@ -269,8 +266,16 @@ def dtype_finding(ops: Sequence[GraphOp]) -> Finding:
     return Finding("ok", f"{described} weights: XNNPACK's sparse kernels take float32 and float16 models.")
 
 
-def stem_finding(stem: GraphOp | None) -> Finding:
+def stem_finding(stem: GraphOp | None, ops: Sequence[GraphOp]) -> Finding:
     if stem is None:
+        others = [op for op in ops if op.kind in CONVOLUTION_KINDS]
+        if others:
+            kinds = ", ".join(dict.fromkeys(op.kind for op in others))
+            return Finding(
+                "blocks",
+                f"the model's convolutions (the first is '{others[0].name}') are {kinds}, which XNNPACK's sparse "
+                "subgraph cannot run: it starts at a 3x3 stride-2 CONV_2D and holds CONV_2D and DEPTHWISE_CONV_2D.",
+            )
         return Finding(
             "blocks", "the model has no convolution, so there is no 3x3 stride-2 stem to start a sparse subgraph."
         )
@@ -334,7 +339,7 @@ def encoding_findings(graph: ModelGraph, ops: Sequence[GraphOp], scope: Sequence
     if not graph.is_converted:
         return [KERAS_ENCODING_NOTE]
     findings = []
-    encoded = [op for op in scope if op.sparse_encoding is not None and op.kind in (CONV_2D, DEPTHWISE_CONV_2D)]
+    encoded = [op for op in scope if op.sparse_encoding is not None and op.kind in CONV_2D_KINDS]
     if encoded:
         findings.append(
             Finding(

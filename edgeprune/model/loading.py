@@ -49,7 +49,7 @@ class LoadedModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's FIRST output on ``x`` (of a dict output, its first key's), the order ``pair_outputs`` in
-        ``convert.validation`` pairs the Keras outputs in; a converted variant need not put it first."""
+        ``model.outputs`` pairs the Keras outputs in; a converted variant need not put it first."""
         return keras_outputs(self.model, x)[0][1]
 
     def describe(self) -> dict[str, Any]:

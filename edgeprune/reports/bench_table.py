@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..bench.stats import median_ratio
-from ..convert.variants import REFERENCE_VARIANT
+from ..bench.stats import speedup
+from ..variants import REFERENCE_VARIANT
 from ..results.document import ResultsDocument, RunRecord
 from .table import format_table, human_bytes
 from .text import one_line
@@ -16,7 +16,7 @@ def speedup_text(document: ResultsDocument, run: RunRecord) -> str | None:
     reference = document.find(run.device, run.model, REFERENCE_VARIANT, run.threads, run.xnnpack)
     if reference is None or not reference.ok or not reference.samples_ms or not run.samples_ms:
         return None
-    return str(median_ratio(reference.samples_ms, run.samples_ms))
+    return str(speedup(reference.samples_ms, run.samples_ms))
 
 
 def render_bench(document: ResultsDocument) -> str:

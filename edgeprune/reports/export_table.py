@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from ..results.manifest import Manifest
 from .table import format_table, human_bytes
-from .text import shorten
+from .text import one_line, shorten
+
+# A rejection's reason, shortened to one terminal line under the table.
+NOTE_WIDTH = 100
 
 
 def render_export(manifest: Manifest) -> str:
@@ -19,7 +22,13 @@ def render_export(manifest: Manifest) -> str:
             ratio,
             human_bytes(record.gzip_bytes),
             record.sparse_tensors,
-            "ok" if record.valid else f"invalid: {shorten(record.error or '', 60)}",
+            "ok" if record.valid else "rejected",
         ])
     table = format_table(["variant", "size", "vs fp32", "gzip", "sparse tensors", "validation"], rows)
-    return f"{table}\n\nwrote {manifest.folder}/manifest.json"
+    rejected = [record for record in manifest.variants if not record.valid]
+    notes = "".join(f"\n  {record.name}: {one_line(shorten(record.error or 'no reason recorded', NOTE_WIDTH))}"
+                    for record in rejected)
+    if notes:
+        notes = (f"\n\nnot shipped (run before shipping and rejected; full reasons in "
+                 f"{manifest.folder}/manifest.json):{notes}")
+    return f"{table}{notes}\n\nwrote {manifest.folder}/manifest.json"

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import base64
 from html import escape
-from typing import Any, Collection
+from typing import Any, Mapping
 
 from . import plots
-from .report_data import PARETO_MEANING, ModelSparsity, ReportData, Table
-from .table import is_number
+from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
+from .table import LongText, is_number
 from .text import one_line
 
 STYLE = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1150px;
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1300px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: .1em 1.5em; }
 dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
 img.plot { display: block; max-width: 100%; height: auto; margin: 1em 0; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; white-space: nowrap; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; }
+/* A table wider than the page breaks its headers between words and its messages anywhere; values stay whole. */
+th { background: #f4f4f4; vertical-align: bottom; } td { white-space: nowrap; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.message { white-space: normal; overflow-wrap: anywhere; }
+summary { cursor: pointer; }
 tr.failed td { background: #fdecea; }
 .scroll { overflow-x: auto; } .note { color: #666; }
 """
@@ -28,7 +32,7 @@ tr.failed td { background: #fdecea; }
 
 def render_html(data: ReportData) -> str:
     body = [f"<h1>{safe(data.title)}</h1>", facts_list(data.facts()), latency_section(data),
-            tradeoff_section(data), sparsity_section(data), sparse_inference_section(data)]
+            not_shipped_section(data), tradeoff_section(data), sparsity_section(data), sparse_inference_section(data)]
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -45,7 +49,17 @@ def latency_section(data: ReportData) -> str:
     else:
         figure = (plot_img(image, "latency distribution per variant, device and model")
                   + cropped(len(plots.latency_panels(data)), plots.MAX_PANELS, "device and model panels"))
-    return section("Latency", figure + html_table(data.runs_table(), failed_rows=failed_rows(data)))
+    # A failed run's error goes on a row of its own below it, as wide as the table: in the status column it would
+    # make the table too wide for the page, or the row as tall as the error is long.
+    runs = html_table(data.runs_table(errors_in_status=False), errors=run_errors(data), container_id="runs")
+    return section("Latency", figure + runs)
+
+
+def not_shipped_section(data: ReportData) -> str:
+    table = data.not_shipped_table()
+    content = note(NOT_SHIPPED_MEANING) + html_table(table, container_id="not-shipped") if table[1] else ""
+    content += "".join(note(line) for line in data.not_shipped_notes())
+    return section("Not shipped", content) if content else ""
 
 
 def tradeoff_section(data: ReportData) -> str:
@@ -79,8 +93,9 @@ def sparse_inference_section(data: ReportData) -> str:
     return section("XNNPACK sparse inference", f"<ul>{items}</ul>")
 
 
-def failed_rows(data: ReportData) -> set[int]:
-    return {index for index, run in enumerate(data.document.runs) if not run.ok}
+def run_errors(data: ReportData) -> dict[int, str]:
+    return {index: f"error: {run.error or 'none recorded'}" for index, run in enumerate(data.document.runs)
+            if not run.ok}
 
 
 def safe(value: Any) -> str:
@@ -113,17 +128,30 @@ def facts_list(facts: list[tuple[str, str]]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
-def html_table(headers_and_rows: Table, failed_rows: Collection[int] = ()) -> str:
+def html_table(headers_and_rows: Table, *, errors: Mapping[int, str] | None = None,
+               container_id: str | None = None) -> str:
+    """The table in a container that scrolls rather than overflow the page; a row with an error (by index) is
+    marked failed and followed by the error, across the table."""
     headers, rows = headers_and_rows
     head = "".join(f"<th>{safe(header)}</th>" for header in headers)
-    body = "".join(row_html(row, failed=index in failed_rows) for index, row in enumerate(rows))
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def row_html(row: list[Any], *, failed: bool) -> str:
-    return ('<tr class="failed">' if failed else "<tr>") + "".join(cell(value) for value in row) + "</tr>"
+    body = []
+    for index, row in enumerate(rows):
+        cells = "".join(cell(value) for value in row)
+        if not errors or index not in errors:
+            body.append(f"<tr>{cells}</tr>")
+            continue
+        body.append(f'<tr class="failed">{cells}</tr>')
+        body.append(f'<tr class="failed"><td class="message" colspan="{len(headers)}">{safe(errors[index])}</td></tr>')
+    identity = f' id="{safe(container_id)}"' if container_id else ""
+    return (f'<div class="scroll"{identity}><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
 
 
 def cell(value: Any) -> str:
+    if isinstance(value, LongText):
+        if not value.shortened:
+            return f'<td class="message">{safe(value.full)}</td>'
+        return (f'<td class="message"><details><summary>{safe(value.short)}</summary>{safe(value.full)}</details>'
+                "</td>")
     text = "-" if value is None else str(value)
     return f'<td class="num">{safe(text)}</td>' if is_number(text) else f"<td>{safe(text)}</td>"

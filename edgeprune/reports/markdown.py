@@ -10,7 +10,7 @@ import re
 from html import escape
 from typing import Any, Sequence
 
-from .report_data import PARETO_MEANING, ModelSparsity, ReportData, Table
+from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
 from .text import one_line
 
 # What would start a code span, emphasis, a link or image, math, strikethrough, a heading's closing or a table cell;
@@ -61,6 +61,7 @@ def render_markdown(data: ReportData) -> str:
     facts = ", ".join(f"{name} {value}" for name, value in data.facts() if name != "results")
     sections = [f"## {markdown_text(data.title)}", f"{markdown_code(data.source)}: {markdown_text(facts)}", "### Runs",
                 table(data.runs_table())]
+    sections += not_shipped_section(data)
     if data.tradeoff:
         sections += ["### Trade-off", f"★: {PARETO_MEANING}", table(data.tradeoff_table())]
     sections += ["### Per-layer sparsity"] + [sparsity_section(data, model) for model in data.sparsity]
@@ -71,6 +72,20 @@ def render_markdown(data: ReportData) -> str:
                      for headline, reasons in verdicts]
     sections += ["_Latency distributions and the trade-off plot are in the HTML report (`edgeprune report`)._"]
     return "\n\n".join(sections) + "\n"
+
+
+def not_shipped_section(data: ReportData) -> list[str]:
+    headers, rows = data.not_shipped_table()
+    parts = []
+    if rows:
+        parts += [markdown_text(NOT_SHIPPED_MEANING), markdown_table(headers, rows)]
+        shortened = [(model, variant, reason) for model, variant, reason in rows if reason.shortened]
+        if shortened:
+            items = "\n".join(f"- **{markdown_text(model)}** {markdown_text(variant)}: {markdown_text(reason.full)}"
+                              for model, variant, reason in shortened)
+            parts.append(f"<details><summary>Full reasons</summary>\n\n{items}\n\n</details>")
+    parts += [markdown_text(line) for line in data.not_shipped_notes()]
+    return ["### Not shipped", *parts] if parts else []
 
 
 def sparsity_section(data: ReportData, model: ModelSparsity) -> str:

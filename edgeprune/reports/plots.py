@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import warnings
 from typing import Callable, TypeVar
 
 import matplotlib
-import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
+from .label_layout import CLEARANCE, Box, place_labels
 from .report_data import ModelSparsity, Panel, ReportData, TradeoffPoint
 from .text import one_line, shorten
 
@@ -23,6 +30,16 @@ WIDTH_IN = 11.0
 DPI = 100
 WHISKERS = (5, 95)  # percentiles
 PARETO_COLOUR = "#d62728"
+NO_TOP1_COLOUR = "#1f77b4"
+SAME_TOP1_COLOUR = "#21918c"  # viridis' middle, as when top-1 differs
+LEADER_COLOUR = "#888888"
+DOT_SIZE = 90  # scatter marker areas, points squared
+RING_SIZE = 260
+# Where the trade-off legend may go, in this order; the first that covers no marker is taken.
+LEGEND_PLACES = ("upper right", "upper left", "lower right", "lower left", "center right", "center left",
+                 "upper center", "lower center")
+# The narrowest top-1 range the colour bar spans, in percentage points.
+MIN_TOP1_SPAN = 1.0
 # Latencies this many times apart would squash the fast variants into a line on a linear axis.
 LOG_SCALE_SPREAD = 20.0
 # Agg draws at most 2^16 pixels a side, and a taller figure could not be read anyway: past these the plot shows the
@@ -77,9 +94,10 @@ def latency_distribution_png(data: ReportData) -> bytes | None:
             box.set_facecolor(colour)
         axes.set_xticks(list(positions), labels, rotation=20, ha="right")
         # A few invokes hundreds of times slower (a page fault, a context switch) would squash every box into
-        # a line: the view frames the whiskers with a margin, and rarer samples may lie outside it.
-        low = min(float(np.percentile(values, WHISKERS[0])) for values in samples)
-        high = max(float(np.percentile(values, WHISKERS[1])) for values in samples)
+        # a line: the view frames the whiskers with a margin, and rarer samples may lie outside it. A whisker ends
+        # at the last sample inside its percentile, which, among few samples, can lie far from the percentile.
+        whisker_ends = [float(end) for whisker in boxes["whiskers"] for end in whisker.get_ydata()]
+        low, high = min(whisker_ends), max(whisker_ends)
         if high / low > LOG_SCALE_SPREAD:  # samples are > 0 (results_from_json)
             axes.set_yscale("log")
             axes.set_ylim(low / 1.5, high * 1.5)
@@ -94,43 +112,134 @@ def latency_distribution_png(data: ReportData) -> bytes | None:
 
 @plain_text
 def tradeoff_png(data: ReportData) -> bytes | None:
-    """p50 against size, coloured by top-1, Pareto-optimal runs ringed; one panel per device and model."""
+    figure = tradeoff_figure(data)
+    return None if figure is None else png(figure)
+
+
+@plain_text
+def tradeoff_figure(data: ReportData) -> Figure | None:
+    """p50 against size, coloured by top-1, Pareto-optimal runs ringed, each point labelled where no label covers
+    another; one panel per device and model. None when no run was measured."""
     panels = tradeoff_panels(data)[:MAX_PANELS]
     if not panels:
         return None
     figure = new_figure(WIDTH_IN, 4.8 * len(panels))
-    for index, (panel, points) in enumerate(panels, 1):
-        axes = figure.add_subplot(len(panels), 1, index)
-        plotted = [point for point in points if point.size_kb is not None]
-        x = [point.p50_ms for point in plotted]
-        y = [point.size_kb for point in plotted]
-        accuracies = [point.top1 for point in plotted]
-        if plotted and None not in accuracies:
-            percents = [100 * value for value in accuracies]
-            # Equal accuracies would otherwise get an arbitrary colour range around them.
-            spread = max(max(percents) - min(percents), 1.0)
-            dots = axes.scatter(x, y, c=percents, cmap="viridis", s=90, zorder=3,
-                                vmin=max(percents) - spread, vmax=max(percents))
-            figure.colorbar(dots, ax=axes, label="top-1 accuracy (%)")
-        else:
-            axes.scatter(x, y, color="#1f77b4", s=90, zorder=3)
-        front = [point for point in plotted if point.pareto]
-        axes.scatter([point.p50_ms for point in front], [point.size_kb for point in front], s=260,
-                     facecolors="none", edgecolors=PARETO_COLOUR, linewidths=2, zorder=4,
-                     label="Pareto-optimal (p50, size, top-1)")
-        # Alternating above and below keeps the labels of neighbours (a variant and its -sparse twin) apart.
-        for order, point in enumerate(sorted(plotted, key=lambda point: point.p50_ms)):
-            axes.annotate(label(point.label), (point.p50_ms, point.size_kb),
-                          xytext=(8, 7 if order % 2 == 0 else -13), textcoords="offset points", fontsize=8,
-                          color=PARETO_COLOUR if point.pareto else "#333333")
-        axes.set_xlabel("p50 latency (ms)")
-        axes.set_ylabel("model size (KB)")
-        axes.set_title(f"{panel_title(panel)}: latency vs size vs top-1", loc="left")
-        axes.margins(0.15)  # room for the labels of the outermost points
-        axes.grid(alpha=0.3)
-        if front:
-            axes.legend(loc="best", fontsize=8)
-    return png(figure)
+    drawn = [tradeoff_panel(figure, figure.add_subplot(len(panels), 1, index), panel, points)
+             for index, (panel, points) in enumerate(panels, 1)]
+    # Labels are placed in pixels: the layout settles first and then stays as it is.
+    figure.canvas.draw()
+    figure.set_layout_engine("none")
+    for axes, plotted in drawn:
+        label_points(axes, plotted)
+    return figure
+
+
+def tradeoff_panel(figure: Figure, axes: Axes, panel: Panel, points: list[TradeoffPoint]
+                   ) -> tuple[Axes, list[TradeoffPoint]]:
+    plotted = [point for point in points if point.size_kb is not None]
+    x = [point.p50_ms for point in plotted]
+    y = [point.size_kb for point in plotted]
+    handles = colour_by_top1(figure, axes, plotted, x, y)
+    front = [point for point in plotted if point.pareto]
+    if front:
+        handles.append(axes.scatter([point.p50_ms for point in front], [point.size_kb for point in front],
+                                    s=RING_SIZE, facecolors="none", edgecolors=PARETO_COLOUR, linewidths=2, zorder=4,
+                                    label="Pareto-optimal (p50, size, top-1)"))
+    axes.set_xlabel("p50 latency (ms)")
+    axes.set_ylabel("model size (KB)")
+    axes.set_title(f"{panel_title(panel)}: latency vs size vs top-1", loc="left")
+    axes.margins(0.15)  # room for the labels of the outermost points
+    axes.grid(alpha=0.3)
+    if handles:
+        axes.legend(handles=handles, fontsize=8)  # placed with the labels (``settle_legend``)
+    return axes, plotted
+
+
+def colour_by_top1(figure: Figure, axes: Axes, plotted: list[TradeoffPoint], x: list[float], y: list[float]
+                   ) -> list[Artist]:
+    """The points, coloured by top-1 on a colour bar that spans the values; in one colour, said in the legend
+    (returned), when the tables would show one value for all."""
+    accuracies = [point.top1 for point in plotted]
+    if not plotted or None in accuracies:
+        axes.scatter(x, y, color=NO_TOP1_COLOUR, s=DOT_SIZE, zorder=3)
+        return []
+    percents = [100 * value for value in accuracies]
+    if len({f"{value:.1f}" for value in percents}) == 1:
+        return [axes.scatter(x, y, color=SAME_TOP1_COLOUR, s=DOT_SIZE, zorder=3,
+                             label=f"top-1 {percents[0]:.1f}% for every run")]
+    low, high = top1_colour_range(percents)
+    dots = axes.scatter(x, y, c=percents, cmap="viridis", s=DOT_SIZE, zorder=3, vmin=low, vmax=high)
+    colour_bar = figure.colorbar(dots, ax=axes, label="top-1 accuracy (%)")
+    ticks = top1_ticks(min(percents), max(percents), low, high)
+    colour_bar.set_ticks(ticks, labels=[f"{tick:.1f}" for tick in ticks])
+    return []
+
+
+def top1_colour_range(percents: list[float]) -> tuple[float, float]:
+    """The values' range, widened about its middle to at least MIN_TOP1_SPAN points (a 0.2-point difference must
+    not look like the whole scale), within 0-100%."""
+    low, high = min(percents), max(percents)
+    half = max(high - low, MIN_TOP1_SPAN) / 2
+    middle = min(max((low + high) / 2, half), 100 - half)
+    return middle - half, middle + half
+
+
+def top1_ticks(lowest: float, highest: float, low: float, high: float) -> list[float]:
+    """The lowest and highest top-1 measured, and round values between that do not crowd them."""
+    keep_clear = 0.12 * (high - low)
+    between = [float(tick) for tick in MaxNLocator(nbins=5).tick_values(low, high)
+               if lowest + keep_clear < tick < highest - keep_clear]
+    return [lowest, *between, highest]
+
+
+def label_points(axes: Axes, plotted: list[TradeoffPoint]) -> None:
+    """The legend in a corner clear of the markers, and each point's label where it covers no other label, no
+    marker and not the legend (see ``label_layout``)."""
+    if not plotted:
+        return
+    renderer = axes.figure.canvas.get_renderer()
+    anchors = [tuple(axes.transData.transform((point.p50_ms, point.size_kb))) for point in plotted]
+    radii = [marker_radius_px(RING_SIZE if point.pareto else DOT_SIZE, axes.figure.dpi) for point in plotted]
+    markers = [Box.around(x, y, radius) for (x, y), radius in zip(anchors, radii)]
+    legend = axes.get_legend()
+    obstacles = [] if legend is None else [settle_legend(legend, markers, renderer)]
+    texts = [axes.annotate(label(point.label), (point.p50_ms, point.size_kb), xytext=(0, 0),
+                           textcoords="offset pixels", ha="left", va="bottom", fontsize=8, zorder=5,
+                           color=PARETO_COLOUR if point.pareto else "#333333")
+             for point in plotted]
+    sizes = [tuple(text.get_window_extent(renderer).size) for text in texts]
+    placements = place_labels(anchors, sizes, radii, pixel_box(axes.get_window_extent(renderer)), obstacles)
+    for text, (x, y), radius, placement in zip(texts, anchors, radii, placements):
+        box = placement.box
+        text.xyann = (box.x0 - x, box.y0 - y)
+        if placement.leader:
+            start = box.nearest_point(x, y)
+            axes.annotate("", text.xy, xytext=(start[0] - x, start[1] - y), textcoords="offset pixels",
+                          arrowprops={"arrowstyle": "-", "color": LEADER_COLOUR, "linewidth": 0.6, "shrinkA": 0,
+                                      "shrinkB": radius * 72 / axes.figure.dpi}, zorder=2)
+
+
+def settle_legend(legend: Legend, markers: list[Box], renderer: RendererBase) -> Box:
+    """The legend in the first place in LEGEND_PLACES that covers no marker (else where matplotlib finds best),
+    fixed there: the labels are placed around it, it must not move onto them. Its box."""
+    for place in LEGEND_PLACES:
+        legend.set_loc(place)
+        box = pixel_box(legend.get_window_extent(renderer))
+        if not any(box.overlaps(marker, CLEARANCE) for marker in markers):
+            return box
+    legend.set_loc("best")
+    box = pixel_box(legend.get_window_extent(renderer))
+    legend.set_loc(tuple(legend.axes.transAxes.inverted().transform((box.x0, box.y0))))
+    return box
+
+
+def marker_radius_px(size_pt2: float, dpi: float) -> float:
+    """A scatter marker's radius: ``s`` is its area in points squared; plus its edge."""
+    return (math.sqrt(size_pt2) / 2 + 1) * dpi / 72
+
+
+def pixel_box(bbox: Bbox) -> Box:
+    return Box(bbox.x0, bbox.y0, bbox.x1, bbox.y1)
 
 
 @plain_text

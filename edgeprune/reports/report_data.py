@@ -1,6 +1,6 @@
 """What ``edgeprune report`` shows, computed once from a results document: short run labels, the
-latency/size/accuracy trade-off with its Pareto front, per-layer sparsity from the export manifests, and the
-tables behind the plots. The plots, the HTML and the Markdown all draw from this.
+latency/size/accuracy trade-off with its Pareto front, per-layer sparsity and the rejected variants from the export
+manifests, and the tables behind the plots. The plots, the HTML and the Markdown all draw from this.
 """
 
 from __future__ import annotations
@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import UsageError
 from ..results.document import ResultsDocument, RunRecord
-from ..results.manifest import read_manifest
+from ..results.manifest import MANIFEST_FILENAME
 from .bench_table import ms, percent, speedup_text
-from .table import human_bytes
+from .exports import ModelExport, model_exports, rejected_variants
+from .table import LongText, human_bytes
 
 KB = 1024
 Table = tuple[list[str], list[list[Any]]]
 Panel = tuple[str, str]  # device, model: what one plot panel shows
+# A rejection's reason in a table cell; the HTML report shows the whole of it on demand.
+REASON_CHARS = 100
+NOT_SHIPPED_MEANING = ("Variants the export ran before shipping and rejected: they have no deliverable file, so no "
+                       "run measured them. Each export keeps their files in its rejected/ folder for bug reports.")
+ALL_SHIPPED = "Every variant the exports made passed validation."
 PARETO_MEANING = ("Pareto-optimal: no other variant of the model on that device is as fast, as small and as "
                   "accurate, and better on one of them.")
 
@@ -64,6 +69,7 @@ class ReportData:
     labels: dict[tuple, str]
     tradeoff: dict[Panel, list[TradeoffPoint]]
     sparsity: list[ModelSparsity]
+    exports: list[ModelExport]
 
     @property
     def title(self) -> str:
@@ -97,7 +103,9 @@ class ReportData:
             ("runs", f"{len(document.runs)} ({failed} failed)" if failed else str(len(document.runs))),
         ]
 
-    def runs_table(self) -> Table:
+    def runs_table(self, *, errors_in_status: bool = True) -> Table:
+        """Every run; a failed one's error in its status, or (``errors_in_status`` False) left for the renderer to
+        show elsewhere."""
         document = self.document
         headers = ["device", "model", "variant", "threads", "xnnpack", "p50 ms", "p90 ms", "p99 ms", "n", "size",
                    "speed-up vs fp32 [95% CI]", "top-1", "agree", "peak RSS", "status"]
@@ -109,7 +117,7 @@ class ReportData:
                          human_bytes(run.size_bytes), speedup_text(document, run), percent(accuracy.get("top1")),
                          percent(accuracy.get("top1_agreement")),
                          f"{run.peak_rss_mb:.1f} MB" if run.peak_rss_mb is not None else None,
-                         "ok" if run.ok else f"FAILED: {run.error}"])
+                         "ok" if run.ok else (f"FAILED: {run.error}" if errors_in_status else "FAILED")])
         return headers, rows
 
     def tradeoff_table(self) -> Table:
@@ -117,6 +125,20 @@ class ReportData:
                  "★" if point.pareto else ""]
                 for (device, model), points in self.tradeoff.items() for point in points]
         return ["device", "model", "run", "p50 ms", "size", "top-1", "Pareto"], rows
+
+    def not_shipped_table(self) -> Table:
+        """The variants the exports rejected, with their reasons."""
+        rows = [[rejected.model, rejected.variant, LongText(rejected.reason, REASON_CHARS)]
+                for rejected in rejected_variants(self.exports)]
+        return ["model", "variant", "reason"], rows
+
+    def not_shipped_notes(self) -> list[str]:
+        """What to say beside the not-shipped table: that nothing was rejected, when so; and for each model whose
+        export manifest could not be read, that its rejected variants are not known, and why."""
+        unread = [f"Which variants of {export.model} the export rejected is not known: {export.problem}"
+                  for export in self.exports if export.manifest is None]
+        some_read = len(unread) < len(self.exports)
+        return ([ALL_SHIPPED] if some_read and not rejected_variants(self.exports) else []) + unread
 
     def sparse_inference(self) -> list[tuple[str, list[str]]]:
         """Bench's verdicts on XNNPACK sparse inference: a headline and its reasons each."""
@@ -132,8 +154,9 @@ class ReportData:
 
 def collect(document: ResultsDocument, results_path: Path) -> ReportData:
     labels = run_labels(document.runs)
+    exports = model_exports(document.runs, results_path.parent)
     return ReportData(document, str(results_path), labels, tradeoff_points(document.runs, labels),
-                      model_sparsity(document.runs, results_path.parent))
+                      [layers_of(export) for export in exports], exports)
 
 
 def panel_of(run: RunRecord) -> Panel:
@@ -182,29 +205,14 @@ def pareto_flags(costs: Sequence[Sequence[float]]) -> list[bool]:
     return [not any(dominates(other, point) for other in costs) for point in costs]
 
 
-def model_sparsity(runs: Sequence[RunRecord], results_dir: Path) -> list[ModelSparsity]:
-    """Per model, the layers with weights from its export's manifest (the first run that names one)."""
-    manifests: dict[str, str | None] = {}
-    for run in runs:
-        if manifests.get(run.model) is None:
-            manifests[run.model] = run.export_manifest
-    return [layers_of(model, manifest, results_dir) for model, manifest in manifests.items()]
-
-
-def layers_of(model: str, manifest: str | None, results_dir: Path) -> ModelSparsity:
-    if manifest is None:
-        return ModelSparsity(model, (), "benched from a .tflite file, not an export folder: no manifest")
-    # Bench records the path as given on its command line: relative to where it ran, often the results' folder.
-    candidates = [Path(manifest)] if Path(manifest).is_absolute() else [Path(manifest), results_dir / manifest]
-    found = next((path for path in candidates if path.is_file()), None)
-    if found is None:
-        return ModelSparsity(model, (), f"export manifest {manifest} not found")
-    try:
-        inspection = read_manifest(found.parent).inspection
-    except UsageError as exc:
-        return ModelSparsity(model, (), str(exc))
+def layers_of(export: ModelExport) -> ModelSparsity:
+    """The layers with weights of the Keras model, from its export manifest's inspection."""
+    if export.manifest is None:
+        return ModelSparsity(export.model, (), export.problem)
+    path = Path(export.manifest.folder or ".") / MANIFEST_FILENAME
+    inspection = export.manifest.inspection
     if not inspection or not inspection.get("layers"):
-        return ModelSparsity(model, (), f"{found} has no per-layer inspection")
+        return ModelSparsity(export.model, (), f"{path} has no per-layer inspection")
     layers = tuple(LayerSparsity(layer["name"], layer.get("op") or "?", layer["weights"], layer["zeros"])
                    for layer in inspection["layers"] if layer.get("weights"))
-    return ModelSparsity(model, layers, None if layers else f"{found} lists no layer with weights")
+    return ModelSparsity(export.model, layers, None if layers else f"{path} lists no layer with weights")

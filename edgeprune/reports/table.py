@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 from .text import one_line
@@ -35,3 +36,34 @@ def human_bytes(size: int | None) -> str | None:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return None
+
+
+@dataclass(frozen=True)
+class LongText:
+    """A table cell's text too long for the cell (a rejection's reason): tables show it shortened to ``width``
+    characters, the HTML report the whole of it on demand."""
+
+    text: str
+    width: int
+
+    @property
+    def full(self) -> str:
+        return one_line(self.text)
+
+    @property
+    def short(self) -> str:
+        """At most ``width`` characters, cut at a space where one is near the end."""
+        if len(self.full) <= self.width:
+            return self.full
+        head = self.full[: self.width - 3]
+        space = head.rfind(" ")
+        if space > self.width * 0.7:
+            head = head[:space]
+        return head.rstrip(" ,;:") + "..."
+
+    @property
+    def shortened(self) -> bool:
+        return self.short != self.full
+
+    def __str__(self) -> str:
+        return self.short

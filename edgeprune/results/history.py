@@ -123,6 +123,12 @@ class History:
     def newest_labelled(self, label: str) -> BenchRow | None:
         return self._bench("WHERE label = ? ORDER BY id DESC LIMIT 1", label)
 
+    def labels(self, limit: int) -> list[str]:
+        """Up to ``limit`` distinct labels, the most recently used first."""
+        rows = self._read("SELECT label FROM benches WHERE label IS NOT NULL GROUP BY label ORDER BY MAX(id) DESC "
+                          "LIMIT ?", limit)
+        return [label for (label,) in rows]
+
     def bench(self, bench_id: int) -> BenchRow | None:
         return self._bench("WHERE id = ?", bench_id)
 

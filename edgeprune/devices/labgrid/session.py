@@ -20,7 +20,7 @@ import grpc
 from labgrid.remote.client import ClientSession
 from labgrid.remote.client import Error as LabgridClientError
 
-from ..errors import DeviceError
+from ...errors import DeviceError
 
 CONNECT_TIMEOUT_S = 10.0
 RPC_TIMEOUT_S = 30.0

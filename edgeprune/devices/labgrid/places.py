@@ -20,9 +20,9 @@ from labgrid.remote.client import ClientSession
 from labgrid.remote.common import Reservation, ReservationState
 from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
-from ..errors import DeviceError, LockTimeout
-from .labgrid_session import SharedSessions, call, rpc
-from .ssh_names import NAMES_HINT, host_problem, user_problem
+from ...errors import DeviceError, LockTimeout
+from ..ssh.names import NAMES_HINT, host_problem, user_problem
+from .session import SharedSessions, call, rpc
 
 # labgrid-client polls a waiting reservation every second; polling also keeps it alive (it expires after 60 s).
 POLL_SECONDS = 1.0

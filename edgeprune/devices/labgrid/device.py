@@ -17,13 +17,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..errors import ConfigError, DeviceError, UsageError
-from .base import CommandResult, Device, DeviceProcess
-from .lock import DEFAULT_LOCK_TIMEOUT_S
-from .ssh import SSHDevice
+from ...errors import ConfigError, DeviceError, UsageError
+from ..base import DEFAULT_LOCK_TIMEOUT_S, CommandResult, Device, DeviceProcess
+from ..ssh.device import SSHDevice
+from ..ssh.settings import SSHSettings
 
 if TYPE_CHECKING:
-    from .labgrid_places import AcquiredPlace, PlaceClaim
+    from .places import AcquiredPlace, PlaceClaim
 
 COORDINATOR_ENV = "LG_COORDINATOR"  # where labgrid's own tools look for the coordinator
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid-client's default when the variable is unset
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class LabgridDevice(Device):
-    """A labgrid place matching ``place``/``place_tags``; SSH settings (python, workdir, keys) as for a host."""
+    """A labgrid place matching ``place``/``place_tags``; its board is used as ``ssh`` says (python, workdir,
+    keys), as a host's would be, at the address (host, user, port) that the place's NetworkService gives."""
 
     def __init__(
         self,
@@ -41,16 +42,13 @@ class LabgridDevice(Device):
         place: str | None = None,
         place_tags: Mapping[str, str] | None = None,
         coordinator: str | None = None,
-        **ssh_settings: Any,
+        ssh: SSHSettings = SSHSettings(),
     ) -> None:
-        """``ssh_settings``: keywords of :class:`SSHDevice` (python, workdir, keys ...) but not its address (host,
-        user, port), which the acquired place's NetworkService gives."""
-        super().__init__(name, python=ssh_settings.get("python", "python3"), threads=ssh_settings.get("threads"),
-                         tags=ssh_settings.get("tags", ()))
+        super().__init__(name, python=ssh.python, threads=ssh.threads, tags=ssh.tags)
         places = _import_labgrid_places(name)
         self.coordinator = coordinator or os.environ.get(COORDINATOR_ENV) or DEFAULT_COORDINATOR
         self.wanted = places.PlaceFilter(place, dict(place_tags or {}))
-        self._ssh_settings = ssh_settings
+        self._ssh = ssh
         self._claim: PlaceClaim | None = None
         self._board: SSHDevice | None = None
         self._served_by: AcquiredPlace | None = None  # kept after close(), for the results
@@ -65,7 +63,7 @@ class LabgridDevice(Device):
             self._claim = claim  # before acquiring: close() must release whatever a cut-off claim got
             try:
                 acquired = claim.acquire(timeout_s=timeout_s, on_wait=on_wait, cancelled=self._interrupted)
-                board = _board_of(self.name, acquired, self._ssh_settings)
+                board = _board_of(self.name, acquired, self._ssh)
             except BaseException:
                 self._claim = None
                 claim.release()  # a reservation left queued would take a place nobody uses
@@ -135,11 +133,11 @@ class LabgridDevice(Device):
         return self._board
 
 
-def _board_of(device: str, place: AcquiredPlace, ssh_settings: dict[str, Any]) -> SSHDevice:
+def _board_of(device: str, place: AcquiredPlace, ssh: SSHSettings) -> SSHDevice:
     """The place's board as an SSH device; a place whose endpoint ~/.ssh/config cannot resolve fails its device,
     not the bench."""
     try:
-        return SSHDevice(device, host=place.host, user=place.username, port=place.port, **ssh_settings)
+        return SSHDevice(device, host=place.host, user=place.username, port=place.port, settings=ssh)
     except ConfigError as exc:
         raise DeviceError(device, f"place {place.place}: {exc.message}", hint=exc.hint) from exc
 
@@ -147,7 +145,7 @@ def _board_of(device: str, place: AcquiredPlace, ssh_settings: dict[str, Any]) -
 def _import_labgrid_places(device: str) -> ModuleType:
     """The labgrid-backed half, or a usage error that says what to install."""
     try:
-        from . import labgrid_places
+        from . import places
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("labgrid", "grpc"):
             raise
@@ -155,4 +153,4 @@ def _import_labgrid_places(device: str) -> ModuleType:
             f"device '{device}' is a labgrid place, but labgrid is not installed",
             hint="pip install 'edgeprune[labgrid]'",
         ) from None
-    return labgrid_places
+    return places

@@ -1,7 +1,8 @@
 """Read a .tflite flatbuffer with LiteRT's maintained schema module, and decode its constant tensors.
 
-Only what inspection needs: the unpacked model, the bytes behind a tensor, how many of a weight tensor's
-elements are zero (sparse-encoded or not), and the name of its sparse encoding.
+Only what edgeprune needs of a converted model: the unpacked model (its outputs and signature pair a variant's
+outputs with Keras's), the bytes behind a tensor, how many of a weight tensor's elements are zero (sparse-encoded
+or not), the name of its sparse encoding, and how many tensors are stored sparse (export records it).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import Device
+from ..devices.base import Device
 from ..hashing import file_sha256
 from .runner import RUNNER_FILENAME, runner_script
 

@@ -9,7 +9,6 @@ accepts new keys (then it is recorded in OpenSSH format); a changed key is alway
 from __future__ import annotations
 
 import contextlib
-import os
 import posixpath
 import secrets
 import select
@@ -22,15 +21,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import paramiko
 
-from ..errors import DeviceError, DeviceTimeout
-from .base import CommandResult, Device, DeviceProcess
-from .ssh_connect import Connector, Route, reason
-from .ssh_target import resolve_target
+from ...errors import DeviceError, DeviceTimeout
+from ..base import CommandResult, Device, DeviceProcess
+from .connect import Connector, Route, reason
+from .settings import DEFAULT_WORKDIR, SSHSettings
+from .target import resolve_target
 
-DEFAULT_WORKDIR = "~/.cache/edgeprune"
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_CONNECT_RETRIES = 2
-DEFAULT_RETRY_BACKOFF = 0.5
 HELPER_TIMEOUT = 10.0  # the short commands edgeprune runs for itself (kill, df)
 SFTP_REPLY_TIMEOUT = 60.0
 
@@ -51,43 +47,28 @@ _KILL_SCRIPT = (
 
 
 class SSHDevice(Device):
-    """A board reached over SSH; the connection and its SFTP session open on first use and are reused."""
+    """A board reached over SSH at ``host`` (a host name or ``~/.ssh/config`` alias; ``user`` and ``port`` win over
+    the config's), used as ``settings`` say; the connection and its SFTP session open on first use and are reused."""
 
     def __init__(
-        self,
-        name: str,
-        *,
-        host: str,
-        user: str | None = None,
-        port: int | None = None,
-        identity_file: str | os.PathLike[str] | None = None,
-        python: str = "python3",
-        workdir: str | None = None,
-        threads: int | None = None,
-        tags: Sequence[str] = (),
-        accept_new_host_key: bool = False,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        known_hosts: str | os.PathLike[str] | None = None,
-        ssh_config: str | os.PathLike[str] | None = None,
-        proxy_jump: str | None = None,
-        connect_retries: int = DEFAULT_CONNECT_RETRIES,
-        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        self, name: str, *, host: str, user: str | None = None, port: int | None = None,
+        settings: SSHSettings = SSHSettings(),
     ) -> None:
-        super().__init__(name, python=python, threads=threads, tags=tags)
+        super().__init__(name, python=settings.python, threads=settings.threads, tags=settings.tags)
         self.target = resolve_target(
             host,
             user=user,
             port=port,
-            identity_file=identity_file,
-            known_hosts=known_hosts,
-            ssh_config=ssh_config,
-            accept_new_host_key=accept_new_host_key,
-            proxy_jump=proxy_jump,
+            identity_file=settings.identity_file,
+            known_hosts=settings.known_hosts,
+            ssh_config=settings.ssh_config,
+            accept_new_host_key=settings.accept_new_host_key,
+            proxy_jump=settings.proxy_jump,
         )
-        self.connect_timeout = connect_timeout
-        self.connect_retries = connect_retries
-        self.retry_backoff = retry_backoff
-        self._workdir_setting = workdir or DEFAULT_WORKDIR
+        self.connect_timeout = settings.connect_timeout
+        self.connect_retries = settings.connect_retries
+        self.retry_backoff = settings.retry_backoff
+        self._workdir_setting = settings.workdir or DEFAULT_WORKDIR
         self._workdir: str | None = None
         self._route: Route | None = None
         self._sftp_client: paramiko.SFTPClient | None = None

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 import paramiko
 
-from ..errors import DeviceError, DeviceTimeout
+from ...errors import DeviceError, DeviceTimeout
 from .known_hosts import HostKeyPolicy, KnownHosts
-from .ssh_target import SSHTarget
+from .target import SSHTarget
 
 KEEPALIVE_SECONDS = 30
 CLOSE_WAIT_S = 1.0  # for a ProxyCommand to end once asked, or once its connection failed

@@ -13,7 +13,7 @@ import re
 from typing import TypedDict
 
 from ..json_fields import FieldError, Fields
-from ..results.document import MAX_MEASURE
+from ..results.schema import MAX_MEASURE
 
 MAX_REPLY_BYTES = 64 * 2**20
 # A bench reply's samples: 4 million 1-microsecond invokes is more than --min-seconds makes of any real model,

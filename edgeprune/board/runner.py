@@ -8,10 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from ..devices.base import CommandResult, Device
 from ..errors import RunnerError
 from ..json_fields import FieldError, Fields, printable
 from ..parsing import ParseError, parse_json
-from .base import CommandResult, Device
 from .replies import MAX_REPLY_BYTES, BenchReply, InferReply, ProbeReply, bench_reply, infer_reply, probe_reply
 
 PROTOCOL = 1

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import ConfigError, HostKeyError
-from .ssh_target import SSHTarget
+from ...errors import ConfigError, HostKeyError
+from .target import SSHTarget
 
 log = logging.getLogger(__name__)
 

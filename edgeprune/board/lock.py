@@ -17,12 +17,11 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..devices.base import Device, DeviceProcess
 from ..errors import DeviceError, LockTimeout, RunnerError
-from .base import Device, DeviceProcess
 from .runner import check_reply, crash_message
 
 LOCK_FILENAME = "bench.lock"
-DEFAULT_LOCK_TIMEOUT_S = 1800.0  # a bench of a few models on a Pi takes minutes; a queue of CI jobs, more
 HEARTBEAT_SECONDS = 20.0
 HEARTBEAT_TIMEOUT_S = 120.0
 START_GRACE_S = 60.0  # for Python to start on a slow board, before the runner's own wait begins

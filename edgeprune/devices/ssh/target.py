@@ -14,9 +14,9 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import ConfigError
-from .ssh_config import lookup_host
-from .ssh_names import NAMES_HINT, control_problem, host_problem, user_problem
+from ...errors import ConfigError
+from .config import lookup_host
+from .names import NAMES_HINT, control_problem, host_problem, user_problem
 
 # One ProxyJump hop: [user@]host[:port], optionally as an ssh:// URI, IPv6 addresses in brackets.
 _JUMP_HOST = re.compile(r"(?:ssh://)?(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:@/\[\]]+)(?::(?P<port>\d+))?/?")
@@ -77,7 +77,7 @@ def resolve_target(
     ``known_hosts`` (the one UserKnownHostsFile) and ``accept_new_host_key`` apply to every host on the way.
 
     ``host``, ``user``, ``port`` and ``proxy_jump`` are what ``ssh``'s command line is to OpenSSH: checked as it
-    checks those (see :mod:`.ssh_names`) before the config, whose tokens and ``Match exec`` may use them, is read.
+    checks those (see :mod:`.names`) before the config, whose tokens and ``Match exec`` may use them, is read.
     """
     if proxy_jump is not None and (problem := jump_problem(proxy_jump)):
         raise ConfigError(f"host '{host}': ProxyJump {proxy_jump!r} {problem}", hint=NAMES_HINT)

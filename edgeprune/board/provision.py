@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..devices.base import Device
 from ..errors import DeviceError, UsageError
-from .base import Device
 from .cache import DeviceCache
 from .runner import RunnerClient
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import paramiko
 
-from ..errors import ConfigError
-from ..parsing import ParseError, decode_utf8
+from ...errors import ConfigError
+from ...parsing import ParseError, decode_utf8
 
 MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
 _KEYWORD = re.compile(r"\s*(\w+)(?:\s*=\s*|\s+)(.*)")  # paramiko's own split of a line into keyword and value
