@@ -14,7 +14,7 @@ from . import __version__
 from .commands import bench, devices, export, gate, inspect, report
 from .commands.options import ArgumentParser
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EdgepruneError
-from .reports.text import one_line
+from .text import one_line
 
 DESCRIPTION = """\
 Take a pruned Keras model to an ARM board and measure what pruning and quantization buy: export validated TFLite

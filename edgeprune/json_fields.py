@@ -13,27 +13,17 @@ are removed, so whatever a consumer prints is one plain line.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar
 
+from .text import MAX_TEXT, printable
+
 T = TypeVar("T")
-MAX_TEXT = 2000
 _MISSING = object()
-# CSI (ESC [ ... final) and OSC (ESC ] ... BEL or ESC \) sequences go whole; any other control character alone.
-_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class FieldError(ValueError):
     """A field is missing, of the wrong type or out of range; ``str()`` names the key and the rule."""
-
-
-def printable(text: str, limit: int = MAX_TEXT) -> str:
-    """``text`` as one plain line: escape sequences and control characters removed, line breaks and tabs made
-    spaces, at most ``limit`` characters (cut with '...')."""
-    text = _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text.replace("\t", " ").replace("\r", " ").replace("\n", " ")))
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def json_type(value: Any) -> str:

@@ -28,7 +28,8 @@ from edgeprune.data import checked_inputs, read_npz
 from edgeprune.errors import EdgepruneError
 from edgeprune.inspection import inspect_path, render_inspection
 from edgeprune.model.loading import load_model
-from edgeprune.bench.stats import Latency
+from edgeprune.results.accuracy_figures import AccuracyFigures
+from edgeprune.results.latency import Latency
 from edgeprune.gate.checks import evaluate
 from edgeprune.gate.console import render_checks
 from edgeprune.gate.junit import junit_xml
@@ -172,11 +173,11 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def results_document() -> dict[str, Any]:
     document = ResultsDocument.new({"runs": 10, "rounds": 2}, label="fuzz")
-    latency = {"p50": 1.0, "p90": 1.5, "p99": 2.0, "mean": 1.1, "std": 0.2, "min": 0.9, "max": 2.1, "n": 3}
+    latency = Latency(p50=1.0, p90=1.5, p99=2.0, mean=1.1, std=0.2, min=0.9, max=2.1, n=3)
     document.runs = [
         RunRecord(device="pi4", model="m", variant="fp32", model_sha256="ab" * 32, size_bytes=1000, threads=1,
                   xnnpack=True, status=STATUS_OK, latency_ms=latency, samples_ms=[1.0, 1.1, 2.1],
-                  runtime={"name": "ai_edge_litert", "version": "2.0"}, accuracy={"top1": 0.9, "n": 10}),
+                  runtime={"name": "ai_edge_litert", "version": "2.0"}, accuracy=AccuracyFigures(top1=0.9, n=10)),
         RunRecord(device="pi4", model="m", variant="int8", model_sha256="cd" * 32, size_bytes=300, threads=1,
                   xnnpack=True, status=STATUS_FAILED, error="device 'pi4': runner crashed"),
     ]
@@ -304,9 +305,9 @@ def results_with_any_text(draw: st.DrawFn) -> ResultsDocument:
             if draw(st.booleans()):
                 samples = draw(st.lists(st.floats(1e-6, 1e9), min_size=1, max_size=8))
                 top1 = draw(st.none() | st.floats(0, 1))
-                latency = Latency.from_values(samples).to_json()
+                latency = Latency.from_values(samples)
                 document.runs.append(RunRecord(**common, status=STATUS_OK, latency_ms=latency, samples_ms=samples,
-                                               accuracy={"top1": top1, "n": 1}))
+                                               accuracy=AccuracyFigures(top1=top1, n=1)))
             else:
                 document.runs.append(RunRecord(**common, status=STATUS_FAILED, error=draw(any_text)))
     document.sparse_inference = [{"device": draw(any_text), "model": model, "arch": draw(st.none() | any_text),

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeprune.bench.stats import Latency
+from edgeprune.results.accuracy_figures import AccuracyFigures
+from edgeprune.results.latency import Latency
 from edgeprune.cli import main
 from edgeprune.errors import ConfigError, UsageError
 from edgeprune.fsutil import write_json_atomic
@@ -35,9 +36,9 @@ def run_record(variant: str = "int8", device: str = "local", *, p50: float = 4.0
     return RunRecord(
         device=device, model="digits_cnn", variant=variant, model_sha256=None,
         size_bytes=None if size_kb is None else int(size_kb * 1024), threads=1, xnnpack=True, status=status,
-        error=None if ok else "runner crashed", latency_ms=Latency.from_values(samples).to_json() if ok else None,
+        error=None if ok else "runner crashed", latency_ms=Latency.from_values(samples) if ok else None,
         samples_ms=samples if ok else None, peak_rss_mb=rss if ok else None,
-        accuracy={"top1": top1, "top1_agreement": 0.99} if ok and top1 is not None else None,
+        accuracy=AccuracyFigures(top1=top1, top1_agreement=0.99) if ok and top1 is not None else None,
     )
 
 

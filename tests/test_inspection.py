@@ -312,10 +312,10 @@ def test_keras_backbone_nested_in_a_classifier_is_followed_through(tmp_path):
     assert report.xnnpack_sparse.eligible, report.xnnpack_sparse.reasons
 
 
-def test_inspect_loaded_model_gives_the_json_of_inspect_path(mobile_keras):
+def test_inspect_loaded_model_gives_what_inspect_path_gives(mobile_keras):
     from edgeprune.model.loading import load_model
 
-    assert inspect_loaded_model(load_model(mobile_keras)) == inspect_path(mobile_keras).to_json()
+    assert inspect_loaded_model(load_model(mobile_keras)).to_json() == inspect_path(mobile_keras).to_json()
 
 
 def test_wrapped_model_reports_params_with_and_without_pruning_masks(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeprune.bench.stats import Latency
+from edgeprune.results.latency import Latency
 from edgeprune.cli import main
 from fixtures.models import MODELS
 from fixtures.privileges import unprivileged
@@ -30,7 +30,7 @@ BLOCKER = "blocker"  # a regular file, made by the fixture below, where a folder
 def blocked_cwd(isolated_cwd: Path) -> Path:
     """An isolated folder with a one-run results file, a policy it passes, the file ``blocker`` and a folder."""
     run = RunRecord(device="local", model="digits_cnn", variant="int8", model_sha256=None, size_bytes=100_000,
-                    threads=1, xnnpack=True, status="ok", latency_ms=Latency.from_values([4.0, 4.1, 4.2]).to_json())
+                    threads=1, xnnpack=True, status="ok", latency_ms=Latency.from_values([4.0, 4.1, 4.2]))
     write_json_atomic(Path("results.json"), ResultsDocument(created="2025-01-01T00:00:00+00:00", settings={},
                                                             runs=[run]).to_json())
     Path("policy.toml").write_text("[defaults]\nmax_p50_ms = 20\n", encoding="utf-8")

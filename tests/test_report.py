@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeprune.bench.stats import Latency
+from edgeprune.results.accuracy_figures import AccuracyFigures
+from edgeprune.results.latency import Latency
 from edgeprune.cli import main
 from edgeprune.fsutil import write_json_atomic
 from edgeprune.reports.exports import export_of
@@ -38,9 +39,9 @@ def run_record(variant: str, device: str = "local", *, p50: float = 4.0, size_kb
     return RunRecord(
         device=device, model="digits_cnn", variant=variant, model_sha256=None,
         size_bytes=None if size_kb is None else int(size_kb * 1024), threads=threads, xnnpack=xnnpack,
-        status=status, error=None if ok else "runner crashed", latency_ms=Latency.from_values(samples).to_json()
+        status=status, error=None if ok else "runner crashed", latency_ms=Latency.from_values(samples)
         if ok else None, samples_ms=samples if ok else None, peak_rss_mb=50.0 if ok else None,
-        accuracy={"top1": top1, "top1_agreement": 0.99} if ok and top1 is not None else None, export_manifest=manifest,
+        accuracy=AccuracyFigures(top1=top1, top1_agreement=0.99) if ok and top1 is not None else None, export_manifest=manifest,
     )
 
 

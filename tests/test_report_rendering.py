@@ -19,7 +19,7 @@ from edgeprune.fsutil import write_json_atomic
 from edgeprune.reports import plots
 from edgeprune.reports.markdown import markdown_text
 from edgeprune.reports.report_data import ALL_SHIPPED, REASON_CHARS, ReportData, collect
-from edgeprune.reports.text import one_line
+from edgeprune.text import one_line
 from edgeprune.results.document import ResultsDocument, read_results
 from edgeprune.results.manifest import Manifest, VariantRecord, read_manifest
 from test_report import MODELS, chromium, page_elements, require_chromium, run_record
@@ -214,7 +214,7 @@ def assert_labels_clear(data: ReportData) -> None:
 
 def measured(variant: str, p50: float, size_kb: float, top1: float, device: str = "local", threads: int = 1):
     run = run_record(variant, device, size_kb=size_kb, top1=top1, threads=threads)
-    return replace(run, latency_ms={**run.latency_ms, "p50": p50})
+    return replace(run, latency_ms=replace(run.latency_ms, p50=p50))
 
 
 # The mobilenet_digits runs of a main job (scripts/main-job.sh) on this machine (p50 ms, KB), whose report drew

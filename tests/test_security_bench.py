@@ -22,6 +22,7 @@ from edgeprune.cli import build_parser, main
 from edgeprune.variants import VARIANTS
 from edgeprune.hashing import file_sha256
 from edgeprune.parsing import parse_json
+from edgeprune.results.accuracy_figures import AccuracyFigures
 from edgeprune.results.document import ResultsDocument, ResultsWriter, RunRecord, read_results
 from edgeprune.results.manifest import read_manifest
 from fixtures.sshd import ALIAS
@@ -461,14 +462,15 @@ def test_the_results_writer_never_writes_nan_or_infinity(isolated_cwd) -> None:
     writer = ResultsWriter(document, isolated_cwd / "results.json")
     writer.add(RunRecord(device="local", model="m", variant="fp32", model_sha256=None, size_bytes=1, threads=1,
                          xnnpack=True, status="ok", peak_rss_mb=float("nan"), init_ms=float("inf"),
-                         accuracy={"snr_db": float("inf"), "max_abs_error": float("-inf"), "top1": None, "n": 3}))
+                         accuracy=AccuracyFigures(snr_db=float("inf"), max_abs_error=float("-inf"), top1=None, n=3)))
     writer.update(lambda doc: doc.devices.update(local={"wall_seconds": float("nan")}))
 
     written = parse_json((isolated_cwd / "results.json").read_bytes())  # strict: no NaN, no Infinity
 
     [run] = written["runs"]
     assert run["peak_rss_mb"] is None and run["init_ms"] is None
-    assert run["accuracy"] == {"snr_db": None, "max_abs_error": None, "top1": None, "n": 3}
+    assert run["accuracy"] == {"snr_db": None, "max_abs_error": None, "top1": None, "n": 3, "top1_agreement": None,
+                               "mean_abs_error": None}
     assert written["devices"]["local"]["wall_seconds"] is None
     assert read_results(isolated_cwd / "results.json").runs[0].peak_rss_mb is None
 

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt  # installed with keras (through rich)
 
-from edgeprune.bench.stats import Latency
+from edgeprune.results.accuracy_figures import AccuracyFigures
+from edgeprune.results.latency import Latency
 from edgeprune.cli import main
 from edgeprune.errors import DataError, UsageError
 from edgeprune.image_folder import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, load_image_folder, scan_image_folder
@@ -60,8 +61,8 @@ def run(variant: str, *, device: str = "pi4", model: str = "m", samples: list[fl
     ok = status == "ok"
     return RunRecord(device=device, model=model, variant=variant, model_sha256=None, size_bytes=100_000, threads=1,
                      xnnpack=True, status=status, error=error,
-                     latency_ms=Latency.from_values(samples).to_json() if ok else None,
-                     samples_ms=samples if ok else None, accuracy={"top1": 0.9, "n": 10} if ok else None)
+                     latency_ms=Latency.from_values(samples) if ok else None,
+                     samples_ms=samples if ok else None, accuracy=AccuracyFigures(top1=0.9, n=10) if ok else None)
 
 
 def document(*runs: RunRecord, label: str | None = None, **fields: Any) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from edgeprune.bench.stats import Latency, median_ratio
+from edgeprune.bench.stats import median_ratio
+from edgeprune.results.latency import Latency
 
 
 def test_latency_from_values_matches_numpy_percentiles():

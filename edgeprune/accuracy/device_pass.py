@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..board.cache import DeviceCache
 from ..board.runner import RunnerClient
+from ..results.accuracy_figures import AccuracyFigures
 from .metrics import compare_outputs
 from .reference import ModelAccuracyPlan
 
@@ -26,7 +27,7 @@ def measure_accuracy(
     xnnpack: bool,
     runtime: str,
     timeout_s: float,
-) -> dict[str, Any]:
+) -> AccuracyFigures:
     remote_inputs = cache.ensure(plan.inputs_file, sha256=plan.inputs_sha256)
     # Named by what produced it, so a rerun overwrites instead of piling up files on the board.
     name = f"outputs-{model_sha256[:16]}-{plan.inputs_sha256[:16]}-{'xnn' if xnnpack else 'builtin'}.npz"
@@ -39,7 +40,5 @@ def measure_accuracy(
         with np.load(local, allow_pickle=False) as archive:
             # The variant's output that is the Keras model's first: a converter may reorder a model's outputs.
             outputs = archive[f"output_{plan.head(model_sha256)}"]
-    figures = compare_outputs(outputs, plan.reference, plan.dataset.y).to_json()
-    figures["reference"] = plan.reference_source
-    figures["data"] = str(plan.dataset.path)
-    return figures
+    comparison = compare_outputs(outputs, plan.reference, plan.dataset.y)
+    return AccuracyFigures(**asdict(comparison), reference=plan.reference_source, data=str(plan.dataset.path))

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..board.replies import BenchReply
 from ..results.document import STATUS_FAILED, STATUS_OK, RunRecord
-from .stats import Latency
+from ..results.latency import Latency
 
 NS_PER_MS = 1e6
 
@@ -45,7 +45,7 @@ class RoundsAccumulator:
             **base,
             status=STATUS_OK,
             runtime=first["runtime"],
-            latency_ms=Latency.from_values(samples_ms).to_json(),
+            latency_ms=Latency.from_values(samples_ms),
             samples_ms=[round(value, 6) for value in samples_ms],
             init_ms=statistics.median(reply["init_ns"] for reply in self.replies) / NS_PER_MS,
             first_invoke_ms=statistics.median(reply["first_invoke_ns"] for reply in self.replies) / NS_PER_MS,

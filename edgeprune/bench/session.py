@@ -22,6 +22,7 @@ from ..board.replies import ProbeReply
 from ..board.runner import RunnerClient
 from ..devices.base import Device
 from ..errors import DeviceError
+from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import STATUS_FAILED, ResultsWriter, RunRecord
 from .failed_runs import device_entry, device_summary, record_failed_runs, target_identity
 from .plan import BenchPlan
@@ -31,7 +32,7 @@ from .targets import BenchTarget
 
 T = TypeVar("T")
 # Per variant label: the accuracy figures, or why the accuracy pass failed.
-AccuracyResults = dict[str, dict[str, Any] | str]
+AccuracyResults = dict[str, AccuracyFigures | str]
 
 
 class BenchCancelled(Exception):
@@ -264,7 +265,7 @@ class DeviceBench:
         return f"device '{self.device.name}', {target.label} ({target.path}): {exc.detail}"
 
 
-def attach_accuracy(record: RunRecord, accuracy: str | dict[str, Any] | None) -> None:
+def attach_accuracy(record: RunRecord, accuracy: AccuracyFigures | str | None) -> None:
     if isinstance(accuracy, str):
         record.status = STATUS_FAILED
         record.error = "; ".join(filter(None, [record.error, f"accuracy pass: {accuracy}"]))

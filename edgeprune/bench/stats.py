@@ -1,8 +1,8 @@
-"""Latency statistics and the bootstrap that tells a real speed-up or regression from noise."""
+"""The bootstrap that tells a real speed-up or regression from noise."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -10,35 +10,6 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 2000
 # Resampling all of a long run costs memory (resamples x n); this many samples already pin a median.
 BOOTSTRAP_MAX_SAMPLES = 4000
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Per-invoke latency in milliseconds."""
-
-    p50: float
-    p90: float
-    p99: float
-    mean: float
-    std: float
-    min: float
-    max: float
-    n: int
-
-    @classmethod
-    def from_values(cls, values_ms: Sequence[float]) -> "Latency":
-        values = np.asarray(values_ms, dtype=np.float64)
-        if values.size == 0:
-            raise ValueError("no latency samples")
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
-        return cls(
-            p50=float(p50), p90=float(p90), p99=float(p99),
-            mean=float(values.mean()), std=float(values.std(ddof=1)) if values.size > 1 else 0.0,
-            min=float(values.min()), max=float(values.max()), n=int(values.size),
-        )
-
-    def to_json(self) -> dict[str, float | int]:
-        return {key: (round(value, 6) if isinstance(value, float) else value) for key, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from typing import Any, Callable, TypeVar
 
 from ..devices.base import CommandResult, Device
 from ..errors import RunnerError
-from ..json_fields import FieldError, Fields, printable
+from ..json_fields import FieldError, Fields
+from ..text import printable
 from ..parsing import ParseError, parse_json
 from .replies import MAX_REPLY_BYTES, BenchReply, InferReply, ProbeReply, bench_reply, infer_reply, probe_reply
 

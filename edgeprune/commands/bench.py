@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..devices.base import DEFAULT_LOCK_TIMEOUT_S
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from ..json_fields import printable
+from ..text import printable
 from .options import (MAX_COUNT, MAX_SECONDS, RUNTIME_CHOICES, add_device_options, add_trust_model_code_option,
                       number, positive_int, thread_counts, whole_number)
 

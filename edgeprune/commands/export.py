@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_OK
-from ..reports.text import one_line
+from ..text import one_line
 from .options import add_trust_model_code_option
 
 

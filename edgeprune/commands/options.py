@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError
-from ..json_fields import printable
+from ..text import printable
 
 # Upper bounds of the numeric options: beyond them a value is a typo, not a plan (and a timeout past what the
 # OS's waits take would fail deep in them).

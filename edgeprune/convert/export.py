@@ -73,8 +73,9 @@ def build_export(request: ExportRequest, staging: Path, progress: Progress) -> M
     if calibration_info.get("source") == "random":
         progress("warning: full-int8 variants are calibrated on random inputs: their accuracy is meaningless")
     inspection = inspect_loaded_model(loaded)
+    most_zeros = max((layer.sparsity or 0.0 for layer in inspection.layers), default=0.0)
     specs = request.variants or default_variants(
-        has_sparsity=max_layer_sparsity(inspection) >= SPARSE_ENCODING_THRESHOLD,
+        has_sparsity=most_zeros >= SPARSE_ENCODING_THRESHOLD,
         has_calibration=calibration is not None,
     )
     missing_calibration = [spec.name for spec in specs if spec.needs_calibration and calibration is None]
@@ -103,7 +104,7 @@ def build_export(request: ExportRequest, staging: Path, progress: Progress) -> M
         edgeprune_version=__version__,
         tensorflow_version=tfenv.tensorflow().__version__,
         calibration=calibration_info or None,
-        inspection=inspection,
+        inspection=inspection.to_json(),
     )
     manifest.write(staging)
     return manifest
@@ -192,8 +193,3 @@ def build_variant(
         record.file = None
         record.rejected_file = f"{REJECTED_DIR}/{path.name}"
     return record
-
-
-def max_layer_sparsity(inspection: dict) -> float:
-    return max((layer.get("sparsity") or 0.0 for layer in inspection.get("layers", [])), default=0.0)
-

@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 
 from ..errors import UsageError
 from ..fsutil import WRITABLE_PATH_HINT, nearest_existing, os_reason, publish_dir
-from ..json_fields import printable
+from ..text import printable
 from ..results.manifest import MANIFEST_FILENAME, read_manifest
 from ..variants import VARIANTS
 

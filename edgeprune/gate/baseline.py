@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from ..reports.text import one_line, shorten
+from ..text import one_line, shorten
 from ..results.document import ResultsDocument, read_results
 from ..results.history import HISTORY_FILENAME, BenchRow, History
 

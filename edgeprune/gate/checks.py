@@ -103,8 +103,9 @@ def size_kb(run: RunRecord, _reference: RunRecord | None) -> Measurement:
 
 def latency_percentile(percentile: str) -> Callable[[RunRecord, RunRecord | None], Measurement]:
     def measure_percentile(run: RunRecord, _reference: RunRecord | None) -> Measurement:
-        value = (run.latency_ms or {}).get(percentile)
-        return Measurement(value) if value is not None else Measurement(None, "the results hold no latency")
+        if run.latency_ms is None:
+            return Measurement(None, "the results hold no latency")
+        return Measurement(getattr(run.latency_ms, percentile))
     return measure_percentile
 
 
@@ -164,7 +165,7 @@ def percent_slower(median_ratio_to_before: float) -> float:
 
 
 def top1_of(run: RunRecord) -> float | None:
-    return (run.accuracy or {}).get("top1")
+    return run.accuracy.top1 if run.accuracy else None
 
 
 NO_TOP1 = "no top-1 accuracy: bench with --data whose .npz has labels y"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..reports.text import visible
+from ..text import visible
 from .checks import CheckResult, GateReport
 
 SUITE_NAME = "edgeprune gate"

@@ -27,7 +27,7 @@ from ..variants import REFERENCE_VARIANT
 from ..config_keys import toml_type_name, unknown_key_hint
 from ..errors import ConfigError, UsageError
 from ..parsing import ParseError, decode_utf8, parse_toml
-from ..reports.text import one_line
+from ..text import one_line
 from ..results.document import RunRecord
 from ..toml_lines import TablePath, line_of
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..variants import REFERENCE_VARIANT
 from ..errors import UsageError
-from ..reports.text import one_line
+from ..text import one_line
 from ..results.document import ResultsDocument, RunRecord
 from .policy import BUDGET_KINDS, BudgetKind, Policy, Rule
 

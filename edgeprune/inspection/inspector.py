@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ..errors import ModelLoadError
 from ..model.loading import LoadedModel
@@ -24,6 +23,6 @@ def inspect_path(path: Path, *, trust_model_code: bool = False) -> InspectionRep
     return inspect_keras(path, trust_code=trust_model_code)
 
 
-def inspect_loaded_model(loaded: LoadedModel) -> dict[str, Any]:
-    """The inspection of an already loaded Keras model in its JSON form, as ``edgeprune inspect --json`` prints it."""
-    return inspect_loaded(loaded).to_json()
+def inspect_loaded_model(loaded: LoadedModel) -> InspectionReport:
+    """The inspection of an already loaded Keras model, as ``inspect_path`` gives it for the model's file."""
+    return inspect_loaded(loaded)

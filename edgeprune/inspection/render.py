@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ..text import human_bytes
 from .report import InspectionReport, LayerStats, Totals
 
 NAME_WIDTH = 40
@@ -19,7 +20,7 @@ MAX_LISTED_LEFT_OUT = 5
 
 
 def render_inspection(report: InspectionReport) -> str:
-    header = f"{report.path} ({report.format}, {_bytes(report.totals.model_size_bytes)})"
+    header = f"{report.path} ({report.format}, {human_bytes(report.totals.model_size_bytes)})"
     blocks = [header, _table(report.layers), _totals(report.totals, len(report.layers)), _verdict(report)]
     return "\n\n".join(blocks) + "\n"
 
@@ -63,7 +64,7 @@ def _totals(totals: Totals, layer_count: int) -> str:
         f"totals: {totals.params:,} params in {_plural(layer_count, 'layer')}{shared}; "
         f"{totals.zeros:,} of {totals.weights:,} kernel weights are zero ({_percent(totals.sparsity)}); "
         f"MACs {_count(totals.dense_macs)} dense, {_count(totals.effective_macs)} effective; "
-        f"size {_bytes(totals.model_size_bytes)}"
+        f"size {human_bytes(totals.model_size_bytes)}"
     )
     lines = [summary]
     if totals.macs_left_out:
@@ -116,10 +117,3 @@ def _count(value: int | None) -> str:
         if value >= limit:
             return f"{value / limit:.2f}{suffix}"
     return str(value)
-
-
-def _bytes(size: int) -> str:
-    for limit, suffix in ((1 << 20, "MB"), (1 << 10, "KB")):
-        if size >= limit:
-            return f"{size / limit:.1f} {suffix}"
-    return f"{size} B"

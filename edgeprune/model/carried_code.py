@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from ..json_fields import printable
+from ..text import printable
 
 # Modules a config may name objects from, all of which edgeprune imports anyway: Keras, TensorFlow (the TypeSpecs
 # of ragged or sparse inputs) and tfmot (its pruning wrappers).

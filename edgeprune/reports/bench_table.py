@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..bench.stats import speedup
-from ..variants import REFERENCE_VARIANT
+from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import ResultsDocument, RunRecord
-from .table import format_table, human_bytes
-from .text import one_line
+from ..results.latency import Latency
+from ..text import human_bytes, one_line
+from ..variants import REFERENCE_VARIANT
+from .table import format_table
 
 
 def speedup_text(document: ResultsDocument, run: RunRecord) -> str | None:
@@ -27,13 +29,13 @@ def render_bench(document: ResultsDocument) -> str:
     headers += ["status"]
     rows = []
     for run in runs_in_device_order(document):
-        latency = run.latency_ms or {}
+        latency = run.latency_ms
         row = [run.device, run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
-               ms(latency.get("p50")), ms(latency.get("p90")), ms(latency.get("p99")), human_bytes(run.size_bytes),
+               *percentiles_ms(latency), human_bytes(run.size_bytes),
                speedup_text(document, run)]
         if has_accuracy:
-            accuracy = run.accuracy or {}
-            row += [percent(accuracy.get("top1")), percent(accuracy.get("top1_agreement"))]
+            accuracy = run.accuracy or AccuracyFigures()
+            row += [percent(accuracy.top1), percent(accuracy.top1_agreement)]
         row.append("ok" if run.ok else "FAILED")
         rows.append(row)
     lines = [format_table(headers, rows)]
@@ -49,6 +51,11 @@ def runs_in_device_order(document: ResultsDocument) -> list[RunRecord]:
     """Devices finish in any order; show them in the order the user named them."""
     order = {name: index for index, name in enumerate(document.settings.get("devices", []))}
     return sorted(document.runs, key=lambda run: order.get(run.device, len(order)))
+
+
+def percentiles_ms(latency: Latency | None) -> list[str | None]:
+    """p50, p90 and p99 as table cells; blanks for a run without latency."""
+    return [ms(latency.p50), ms(latency.p90), ms(latency.p99)] if latency else [None, None, None]
 
 
 def ms(value: float | None) -> str | None:

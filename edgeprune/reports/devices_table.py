@@ -6,8 +6,8 @@ from typing import Any
 
 from ..devices.base import Device
 from ..devices.inventory import DeviceSpec, Inventory
+from ..text import one_line
 from .table import format_table
-from .text import one_line
 
 
 def render_device_list(inventory: Inventory) -> str:

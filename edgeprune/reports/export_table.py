@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..results.manifest import Manifest
-from .table import format_table, human_bytes
-from .text import one_line, shorten
+from ..text import human_bytes, one_line, shorten
+from .table import format_table
 
 # A rejection's reason, shortened to one terminal line under the table.
 NOTE_WIDTH = 100

@@ -6,10 +6,10 @@ import base64
 from html import escape
 from typing import Any, Mapping
 
+from ..text import one_line
 from . import plots
 from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
 from .table import LongText, is_number
-from .text import one_line
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1300px;

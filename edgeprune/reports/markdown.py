@@ -10,8 +10,8 @@ import re
 from html import escape
 from typing import Any, Sequence
 
+from ..text import one_line
 from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
-from .text import one_line
 
 # What would start a code span, emphasis, a link or image, math, strikethrough, a heading's closing or a table cell;
 # an entity; a tag, a comment or an autolink (a '<' before anything else, as in '<= 5 ms', is only text); and,

@@ -22,9 +22,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
+from ..text import one_line, shorten
 from .label_layout import CLEARANCE, Box, place_labels
 from .report_data import ModelSparsity, Panel, ReportData, TradeoffPoint
-from .text import one_line, shorten
 
 WIDTH_IN = 11.0
 DPI = 100

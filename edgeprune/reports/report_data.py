@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import ResultsDocument, RunRecord
 from ..results.manifest import MANIFEST_FILENAME
-from .bench_table import ms, percent, speedup_text
+from ..text import human_bytes
+from .bench_table import ms, percent, percentiles_ms, speedup_text
 from .exports import ModelExport, model_exports, rejected_variants
-from .table import LongText, human_bytes
+from .table import LongText
 
 KB = 1024
 Table = tuple[list[str], list[list[Any]]]
@@ -111,11 +113,11 @@ class ReportData:
                    "speed-up vs fp32 [95% CI]", "top-1", "agree", "peak RSS", "status"]
         rows = []
         for run in document.runs:
-            latency, accuracy = run.latency_ms or {}, run.accuracy or {}
+            accuracy = run.accuracy or AccuracyFigures()
             rows.append([run.device, run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
-                         ms(latency.get("p50")), ms(latency.get("p90")), ms(latency.get("p99")), latency.get("n"),
-                         human_bytes(run.size_bytes), speedup_text(document, run), percent(accuracy.get("top1")),
-                         percent(accuracy.get("top1_agreement")),
+                         *percentiles_ms(run.latency_ms), run.latency_ms.n if run.latency_ms else None,
+                         human_bytes(run.size_bytes), speedup_text(document, run), percent(accuracy.top1),
+                         percent(accuracy.top1_agreement),
                          f"{run.peak_rss_mb:.1f} MB" if run.peak_rss_mb is not None else None,
                          "ok" if run.ok else (f"FAILED: {run.error}" if errors_in_status else "FAILED")])
         return headers, rows
@@ -181,18 +183,18 @@ def tradeoff_points(runs: Sequence[RunRecord], labels: dict[tuple, str]) -> dict
     on the same device beats on p50, size and top-1 (other models may solve other tasks)."""
     by_panel: dict[Panel, list[RunRecord]] = {}
     for run in runs:
-        if run.ok and (run.latency_ms or {}).get("p50") is not None:
+        if run.ok and run.latency_ms is not None:
             by_panel.setdefault(panel_of(run), []).append(run)
     points = {}
     for panel, measured in by_panel.items():
         sizes = [run.size_bytes / KB if run.size_bytes is not None else None for run in measured]
-        top1s = [(run.accuracy or {}).get("top1") for run in measured]
+        top1s = [run.accuracy.top1 if run.accuracy else None for run in measured]
         # An objective some runs lack cannot rank them: leave it out rather than guess.
-        objectives = [[run.latency_ms["p50"] for run in measured]]
+        objectives = [[run.latency_ms.p50 for run in measured]]
         objectives += [sizes] if None not in sizes else []
         objectives += [[-value for value in top1s]] if None not in top1s else []
         flags = pareto_flags(list(zip(*objectives)))
-        points[panel] = [TradeoffPoint(run, labels[run.key], run.latency_ms["p50"], size, top1, flag)
+        points[panel] = [TradeoffPoint(run, labels[run.key], run.latency_ms.p50, size, top1, flag)
                           for run, size, top1, flag in zip(measured, sizes, top1s, flags)]
     return points
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .text import one_line
+from ..text import one_line
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -25,17 +25,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 def is_number(text: str) -> bool:
     stripped = text.rstrip("x%").replace(",", "").lstrip("+-")
     return text == "-" or stripped.replace(".", "", 1).isdigit()
-
-
-def human_bytes(size: int | None) -> str | None:
-    if size is None:
-        return None
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from .. import __version__
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
 from ..parsing import ParseError, parse_json
+from .accuracy_figures import AccuracyFigures
+from .latency import Latency
 from .schema import RESULTS_SCHEMA, check_document
 
 RESULTS_KIND = "edgeprune.results"
@@ -38,7 +40,7 @@ class RunRecord:
     status: str
     error: str | None = None
     runtime: dict[str, Any] | None = None
-    latency_ms: dict[str, Any] | None = None
+    latency_ms: Latency | None = None
     samples_ms: list[float] | None = None
     init_ms: float | None = None
     first_invoke_ms: float | None = None
@@ -46,7 +48,7 @@ class RunRecord:
     xnnpack_delegate: dict[str, Any] | None = None
     board_state: dict[str, Any] | None = None
     device_info: dict[str, Any] | None = None
-    accuracy: dict[str, Any] | None = None
+    accuracy: AccuracyFigures | None = None
     export_manifest: str | None = None
     rounds: dict[str, int] | None = None  # {"done": k, "planned": n}; k < n for a run the bench did not finish
 
@@ -59,7 +61,24 @@ class RunRecord:
         return (self.device, self.model, self.variant, self.threads, self.xnnpack)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record["latency_ms"] = self.latency_ms.to_json() if self.latency_ms else None
+        record["accuracy"] = self.accuracy.to_json() if self.accuracy else None
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> "RunRecord":
+        """From a run of a results document (checked against its schema); keys this edgeprune does not know (a
+        later version's) are left out."""
+        known = {key: value for key, value in record.items() if key in _RUN_FIELDS}
+        if known.get("latency_ms") is not None:
+            known["latency_ms"] = Latency.from_json(known["latency_ms"])
+        if known.get("accuracy") is not None:
+            known["accuracy"] = AccuracyFigures.from_json(known["accuracy"])
+        return cls(**known)
+
+
+_RUN_FIELDS = frozenset(f.name for f in fields(RunRecord))
 
 
 @dataclass
@@ -102,7 +121,7 @@ class ResultsWriter:
 
     def add(self, run: RunRecord) -> None:
         """A finished run: replaces its checkpoint if it had one, and goes to the history too."""
-        run = RunRecord(**without_non_finite(run.to_json()))  # the history stores it as JSON too
+        run = RunRecord.from_json(without_non_finite(run.to_json()))  # the history stores it as JSON too
         with self._lock:
             self._put(run)
             self._write()
@@ -170,7 +189,6 @@ def results_from_json(document: Any, origin: str) -> ResultsDocument:
         raise UsageError(f"{origin}: schema_version {document.get('schema_version')!r} is not supported "
                          f"(this edgeprune reads {RESULTS_SCHEMA_VERSION})")
     check_document(document, RESULTS_SCHEMA, origin)
-    known = {f.name for f in fields(RunRecord)}
-    runs = [RunRecord(**{key: value for key, value in run.items() if key in known}) for run in document["runs"]]
+    runs = [RunRecord.from_json(run) for run in document["runs"]]
     header = {f.name for f in fields(ResultsDocument)} - {"runs", "schema_version", "kind"}
     return ResultsDocument(runs=runs, **{key: value for key, value in document.items() if key in header})

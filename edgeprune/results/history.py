@@ -105,8 +105,8 @@ class History:
         return int(cursor.lastrowid)
 
     def add_run(self, bench_id: int, run: RunRecord) -> None:
-        p50 = (run.latency_ms or {}).get("p50")
-        top1 = (run.accuracy or {}).get("top1")
+        p50 = run.latency_ms.p50 if run.latency_ms else None
+        top1 = run.accuracy.top1 if run.accuracy else None
         with self._db:
             self._db.execute(
                 "INSERT INTO runs (bench_id, device, model, variant, threads, xnnpack, status, p50_ms, size_bytes,"

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
-from ..json_fields import printable
+from ..text import printable
 from ..parsing import ParseError, parse_json
 from .schema import MANIFEST_SCHEMA, check_document
 
