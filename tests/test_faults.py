@@ -93,6 +93,19 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def stop_sshd(server: SSHServer) -> None:
+    """sshd stops as a service stop stops it: the listener first, gone before anything else happens (so no
+    reconnect can reach it, however the scheduler orders the exits), then its sessions and what they run."""
+    sessions = process_tree(server.process.pid)[1:]
+    server.process.terminate()
+    server.process.wait()
+    for pid in sessions:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 def signal_tree(root: int, signum: int) -> None:
     for pid in process_tree(root):
         try:
@@ -121,7 +134,10 @@ class RunningBench:
 
     def hold(self, runner: HeldRunner) -> int:
         """The PID of the call ``runner`` holds, once it is held: it stays in progress until the test acts."""
-        return runner.wait_until_held(self.process)
+        try:
+            return runner.wait_until_held(self.process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the bench said:\n{self.stderr()}") from None
 
     def finish(self, within: float = 300.0) -> int:
         try:
@@ -258,7 +274,7 @@ def test_sshd_stopped_in_the_middle_of_a_bench(isolated_cwd, variants, own_board
     bench = RunningBench(isolated_cwd, [*variants, *TWO_GROUPS])
     bench.hold(held)
 
-    signal_tree(board.process.pid, signal.SIGTERM)  # sshd and its sessions (and so what they run) stop
+    stop_sshd(board)
 
     assert bench.finish() == 1
     check_victim_lost_its_second_group(bench, "lost the connection to", "cannot connect to")
