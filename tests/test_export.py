@@ -393,23 +393,25 @@ def test_an_unwritable_outdir_is_one_clear_line(capsys, tmp_path, where):
     assert [p.name for p in tmp_path.iterdir()] == (["notes.txt"] if where == "under a file" else [])
 
 
-def test_an_unwritable_outdir_is_reported_before_tensorflow_loads(tmp_path):
+def export_in_fresh_process(folder: Path, *args: str) -> tuple[str, str]:
+    """``edgeprune export ARGS`` in a new process: (its exit status and whether it imported TensorFlow, stderr)."""
     script = ("import sys; from edgeprune.cli import main; "
-              f"code = main(['export', {str(MODELS / 'digits_cnn.keras')!r}, '-o', '/proc/edgeprune-nope']); "
-              "print(code, 'tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.stdout.split() == ["2", "False"], done.stderr
-    assert done.stderr.startswith("edgeprune: error: cannot ") and "/proc/edgeprune-nope" in done.stderr
+              f"code = main(['export', *{list(args)!r}]); print(code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=folder)
+    return done.stdout.strip(), done.stderr
+
+
+def test_an_unwritable_outdir_is_reported_before_tensorflow_loads(tmp_path):
+    outcome, err = export_in_fresh_process(tmp_path, str(MODELS / "digits_cnn.keras"), "-o", "/proc/edgeprune-nope")
+    assert outcome == "2 False", err
+    assert err.startswith("edgeprune: error: cannot ") and "/proc/edgeprune-nope" in err
 
 
 def test_a_missing_calibration_file_is_reported_before_tensorflow_loads(tmp_path):
-    script = ("import sys; from edgeprune.cli import main; "
-              f"code = main(['export', {str(MODELS / 'digits_cnn.keras')!r}, '-o', 'out', "
-              "'--calibration', 'nope.npz']); print(code, 'tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.stdout.split() == ["2", "False"], done.stderr
-    assert "nope.npz" in done.stderr and not (tmp_path / "out").exists()
-    assert [p.name for p in tmp_path.iterdir()] == []
+    outcome, err = export_in_fresh_process(tmp_path, str(MODELS / "digits_cnn.keras"), "-o", "out",
+                                           "--calibration", "nope.npz")
+    assert outcome == "2 False", err
+    assert "nope.npz" in err and [p.name for p in tmp_path.iterdir()] == []
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
