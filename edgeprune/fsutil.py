@@ -86,6 +86,17 @@ def staging_dir_for(target: Path) -> Path:
                          hint=WRITABLE_PATH_HINT) from exc
 
 
+def remove_empty_folders(folder: Path, *, up_to: Path) -> None:
+    """Remove ``folder`` and its parents while they are empty, stopping at ``up_to`` (which stays): undoes the
+    ``mkdir(parents=True)`` of a write that failed, never a folder that holds anything."""
+    while folder != up_to and up_to in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): what is above it stays too
+            return
+        folder = folder.parent
+
+
 def publish_dir(staging: Path, target: Path) -> None:
     """Put ``staging`` in ``target``'s place; an existing ``target`` is removed only after the swap."""
     if not target.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from .errors import UsageError
+from .text import printable
 
 FLOAT32 = "float32"
 FLOAT16 = "float16"
@@ -39,19 +40,36 @@ VARIANTS: dict[str, VariantSpec] = {
 REFERENCE_VARIANT = "fp32"
 
 
+@dataclass(frozen=True)
+class VariantChoice:
+    """A ``--variants`` list: the variants in the canonical order, and the ones named one by one (a demand: export
+    fails when one of them is rejected); ``all`` names none of them one by one."""
+
+    specs: tuple[VariantSpec, ...]
+    named: frozenset[str]
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(spec.name for spec in self.specs)
+
+
+def choose_variants(text: str) -> VariantChoice:
+    """``fp32,int8`` or ``all`` (export's and bench's ``--variants``); a UsageError for an unknown name."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    choices = f"choose from all, {', '.join(VARIANTS)}"
+    if not names:
+        raise UsageError("empty list of variants", hint=choices)
+    unknown = [name for name in names if name not in VARIANTS and name != "all"]
+    if unknown:
+        raise UsageError(f"unknown variant '{printable(unknown[0], 40)}'", hint=choices)
+    if "all" in names:
+        return VariantChoice(tuple(VARIANTS.values()), frozenset())
+    return VariantChoice(tuple(spec for name, spec in VARIANTS.items() if name in names), frozenset(names))
+
+
 def parse_variant_list(text: str) -> list[VariantSpec]:
     """``fp32,int8`` or ``all`` -> specs, in the canonical order, fp32 first."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise UsageError("--variants is empty", hint=f"choose from all, {', '.join(VARIANTS)}")
-    if "all" in names:
-        return list(VARIANTS.values())
-    unknown = [name for name in names if name not in VARIANTS]
-    if unknown:
-        raise UsageError(
-            f"--variants: unknown variant '{unknown[0]}'", hint=f"choose from all, {', '.join(VARIANTS)}"
-        )
-    return [spec for name, spec in VARIANTS.items() if name in names]
+    return list(choose_variants(text).specs)
 
 
 # Built when named (or with 'all'), never by default: the TF 2.21 converter writes this combination, and XNNPACK

@@ -155,10 +155,23 @@ def test_variants_picks_variants_of_export_folders(capsys, isolated_cwd, digits_
 @pytest.mark.parametrize("variants, message", [
     ("fp32,bogus", "argument --variants: unknown variant 'bogus' (choose from all, fp32, "),
     (",", "argument --variants: empty list"),
-    ("int8-dynamic-sparse", "no variant of the given paths is one of --variants int8-dynamic-sparse "
+    ("int8-dynamic-sparse", "no variant of the given export folders is one of --variants int8-dynamic-sparse "
                             "(they offer: fp32, fp32-sparse, fp16, fp16-sparse, int8-dynamic, int8)"),
 ])
 def test_variants_that_select_nothing_are_one_clear_line(capsys, isolated_cwd, digits_export, variants, message):
     code, _, err = bench(capsys, str(digits_export), "--variants", variants, "-o", "r.json")
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (isolated_cwd / "r.json").exists()
+
+
+def test_variants_leaves_the_others_unread_and_loose_files_in(capsys, isolated_cwd, digits_export, tiny_tflite):
+    export = isolated_cwd / "digits_cnn"
+    shutil.copytree(digits_export, export)
+    (export / "int8.tflite").unlink()  # not asked for: never read, so its absence cannot stop the bench
+    loose = isolated_cwd / "palm.tflite"
+    shutil.copy(tiny_tflite, loose)
+    code, _, err = bench(capsys, str(export), str(loose), "--variants", "fp32", "--runs", "1", "--rounds", "1",
+                         "-o", "r.json", "--no-history")
+    assert code == 0, err
+    runs = json.loads(open("r.json").read())["runs"]
+    assert sorted(f"{run['model']}/{run['variant']}" for run in runs) == ["digits_cnn/fp32", "palm/as-is"]

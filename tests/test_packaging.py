@@ -38,7 +38,10 @@ def test_the_runner_is_a_plain_file_that_imports_no_edgeprune():
     assert not runner.is_symlink() and not runner.parent.is_symlink()
     imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(runner.read_text()))
                 if isinstance(node, ast.Import) for alias in node.names}
+    relative = [node.lineno for node in ast.walk(ast.parse(runner.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level]
+    assert relative == [], f"relative imports (into edgeprune) at lines {relative}"
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(runner.read_text()))
-                 if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+                 if isinstance(node, ast.ImportFrom) and node.module}
     assert "edgeprune" not in imported
     assert imported <= set(sys.stdlib_module_names) | {"numpy", "ai_edge_litert", "tflite_runtime", "tensorflow"}

@@ -470,7 +470,7 @@ def test_the_results_writer_never_writes_nan_or_infinity(isolated_cwd) -> None:
     [run] = written["runs"]
     assert run["peak_rss_mb"] is None and run["init_ms"] is None
     assert run["accuracy"] == {"snr_db": None, "max_abs_error": None, "top1": None, "n": 3, "top1_agreement": None,
-                               "mean_abs_error": None}
+                               "mean_abs_error": None, "reference": None, "data": None}
     assert written["devices"]["local"]["wall_seconds"] is None
     assert read_results(isolated_cwd / "results.json").runs[0].peak_rss_mb is None
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from ..board.runner import BenchSettings
 from ..devices.base import DEFAULT_LOCK_TIMEOUT_S, Device
-from ..errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -24,9 +23,8 @@ class BenchPlan:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        if self.runs < self.rounds:
-            raise UsageError(f"--runs {self.runs} is fewer than --rounds {self.rounds}: every round needs a timed "
-                             "invoke", hint=f"pass --runs {self.rounds} or more, or --rounds {self.runs}")
+        # ``runs`` is the total: fewer runs than rounds fill only that many rounds (each needs a timed invoke).
+        object.__setattr__(self, "rounds", min(self.rounds, self.runs))
 
     def round_settings(self, round_index: int, threads: int, xnnpack: bool) -> BenchSettings:
         """Each round takes its share of the runs (N in total: 10 in 3 rounds are 4 + 3 + 3) and of the minimum

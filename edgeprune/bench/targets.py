@@ -49,20 +49,20 @@ class RefusedTarget:
 
 def collect_targets(paths: Sequence[Path], variants: Collection[str] | None = None
                     ) -> tuple[list[BenchTarget], list[RefusedTarget]]:
-    """What to measure (only the ``variants`` named, when given), and the variants refused up front; a UsageError
-    when nothing is left to measure."""
+    """What to measure, and the variants refused up front; a UsageError when nothing is left to measure.
+
+    ``variants`` picks variants of export folders (the others are neither read nor hashed); a ``.tflite`` file named
+    on its own is always measured: naming it was the choice."""
     if not paths:
         raise UsageError("nothing to bench", hint="pass export folders (from edgeprune export) or .tflite files")
     found: list[BenchTarget | RefusedTarget] = []
+    offered: set[str] = set()
     for path in paths:
-        found.extend(targets_of(path))
-    if variants is not None:
-        offered = sorted({target.variant for target in found}, key=variant_order)
-        found = [target for target in found if target.variant in variants]
-        if not found:
-            asked = ",".join(sorted(variants, key=variant_order))
-            raise UsageError(f"no variant of the given paths is one of --variants {asked}",
-                             hint=f"they offer: {', '.join(offered)}")
+        found.extend(targets_of(path, variants, offered))
+    if not found:
+        asked = ",".join(sorted(variants or (), key=variant_order))
+        raise UsageError(f"no variant of the given export folders is one of --variants {asked}",
+                         hint=f"they offer: {', '.join(sorted(offered, key=variant_order))}")
     targets = [target for target in found if isinstance(target, BenchTarget)]
     refused = [target for target in found if isinstance(target, RefusedTarget)]
     if refused and not targets:
@@ -70,8 +70,9 @@ def collect_targets(paths: Sequence[Path], variants: Collection[str] | None = No
     seen: dict[tuple[str, str], Path] = {}
     for target in found:
         if (target.model, target.variant) in seen:
+            rename = "one folder" if target.manifest is not None else "one of the files"
             raise UsageError(f"'{target.path}' and '{seen[target.model, target.variant]}' would both be reported as "
-                             f"{target.label}", hint="bench them separately or rename one folder")
+                             f"{target.label}", hint=f"bench them separately or rename {rename}")
         seen[target.model, target.variant] = target.path
     return targets, refused
 
@@ -82,7 +83,10 @@ def variant_order(name: str) -> tuple[int, str]:
     return (names.index(name), "") if name in names else (len(names), name)
 
 
-def targets_of(path: Path) -> list[BenchTarget | RefusedTarget]:
+def targets_of(path: Path, variants: Collection[str] | None = None,
+               offered: set[str] | None = None) -> list[BenchTarget | RefusedTarget]:
+    """The targets ``path`` holds; of an export folder only the deliverable ``variants`` (all when None), adding
+    every deliverable variant's name to ``offered``."""
     if path.is_dir():
         if not (path / MANIFEST_FILENAME).exists():
             raise UsageError(f"folder '{path}' has no {MANIFEST_FILENAME}", hint="pass a folder made by edgeprune export")
@@ -90,8 +94,11 @@ def targets_of(path: Path) -> list[BenchTarget | RefusedTarget]:
         deliverables = manifest.deliverables()
         if not deliverables:
             raise UsageError(f"export '{path}' has no valid variant to bench", hint="see its manifest.json errors")
+        if offered is not None:
+            offered.update(record.name for record in deliverables)
         model = path.resolve().name
-        return [export_target(manifest, record, model) for record in deliverables]
+        return [export_target(manifest, record, model) for record in deliverables
+                if variants is None or record.name in variants]
     if path.suffix == ".tflite" and path.is_file():
         return [single_file_target(path)]
     if not path.exists():

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from ..devices.base import DEFAULT_LOCK_TIMEOUT_S
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from ..text import printable
 from .options import (MAX_COUNT, MAX_SECONDS, RUNTIME_CHOICES, add_device_options, add_trust_model_code_option,
-                      number, positive_int, thread_counts, whole_number)
+                      number, positive_int, thread_counts, variant_choice, whole_number)
 
 MAX_ROUNDS = 1000
 MAX_MIN_SECONDS = 3600.0
@@ -20,7 +19,7 @@ MAX_MIN_SECONDS = 3600.0
 def register(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure variants on devices (local by default)")
     bench.add_argument("paths", nargs="*", type=Path, help="export folders or .tflite files")
-    bench.add_argument("--variants", type=variant_names, metavar="LIST",
+    bench.add_argument("--variants", type=variant_choice, metavar="LIST",
                        help="only these variants of the export folders, comma-separated with export's names "
                             "(e.g. fp32,fp32-sparse; default: every deliverable one)")
     bench.add_argument("--device", action="append", default=[], help="device name from the inventory (repeatable)")
@@ -60,18 +59,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.set_defaults(handler=run)
 
 
-def variant_names(text: str) -> frozenset[str] | None:
-    """export's --variants names; 'all' (or every name) is no filter."""
-    from ..variants import VARIANTS
-
-    names = frozenset(name.strip() for name in text.split(",") if name.strip())
-    unknown = sorted(names - {"all", *VARIANTS})
-    if not names or unknown:
-        what = f"unknown variant '{printable(unknown[0], 40)}'" if unknown else "empty list"
-        raise argparse.ArgumentTypeError(f"{what} (choose from all, {', '.join(VARIANTS)})")
-    return None if "all" in names or names == frozenset(VARIANTS) else names
-
-
 def value_range(text: str) -> tuple[float, float]:
     """LOW:HIGH, e.g. 0:1, -1:1 or 0:255."""
     low, _, high = text.partition(":")
@@ -91,13 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from ..results.history import DEFAULT_HISTORY_DIR
 
     plan = BenchPlan(
-        # --runs is the total: fewer runs than rounds fill only that many rounds (each needs a timed invoke).
-        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=min(args.rounds, args.runs),
+        runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=args.rounds,
         threads=args.threads or (), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
         runtime=args.runtime, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout,
     )
     request = BenchRequest(
-        paths=args.paths, plan=plan, variants=args.variants, devices=args.device, tags=args.tag, output=args.output, label=args.label,
+        paths=args.paths, plan=plan, variants=args.variants.names if args.variants else None, devices=args.device, tags=args.tag, output=args.output, label=args.label,
         history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
         accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
         image_range=args.image_range, trust_model_code=args.trust_model_code,

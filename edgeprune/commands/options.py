@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError
+from ..variants import VariantChoice, choose_variants
 from ..text import printable
 
 # Upper bounds of the numeric options: beyond them a value is a typo, not a plan (and a timeout past what the
@@ -68,6 +69,14 @@ thread_count = whole_number(1, MAX_THREADS)
 
 def thread_counts(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(thread_count(part) for part in text.split(",") if part.strip()))
+
+
+def variant_choice(text: str) -> VariantChoice:
+    """An option type: export's and bench's ``--variants`` list."""
+    try:
+        return choose_variants(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_device_options(command: argparse.ArgumentParser) -> None:

@@ -18,10 +18,10 @@ from ..board.runner import RunnerClient, runner_script
 from ..data import checked_inputs, read_npz
 from ..devices.local import LocalDevice
 from ..errors import ConversionError, UsageError
-from ..fsutil import staging_dir_for
+from ..fsutil import nearest_existing, remove_empty_folders, staging_dir_for
 from ..hashing import file_sha256
 from ..inspection import inspect_loaded_model
-from ..model.loading import LoadedModel, load_model
+from ..model.loading import LoadedModel, detect_format, load_model
 from ..model.outputs import ReferenceOutput, reference_outputs
 from ..model.tflite_file import sparse_tensor_count
 from ..results.manifest import Manifest, VariantRecord
@@ -51,22 +51,26 @@ Progress = Callable[[str], None]
 
 def export(request: ExportRequest, progress: Progress = lambda message: None) -> Manifest:
     target = check_outdir(request.outdir)
-    # Made first: a path that cannot be written is a UsageError naming it before seconds of TensorFlow work.
+    # Everything that can be checked without TensorFlow is checked before its seconds of loading: the model's
+    # format, the calibration file, and (by making the staging folder) that OUTDIR can be written.
+    detect_format(request.model)
+    calibration_arrays = read_npz(request.calibration) if request.calibration is not None else None
+    existing = nearest_existing(target.parent)
     staging = staging_dir_for(target)
     try:
-        manifest = build_export(request, staging, progress)
+        manifest = build_export(request, calibration_arrays, staging, progress)
         publish_export(staging, target, request.outdir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty_folders(target.parent, up_to=existing)  # the parents the staging folder needed
         raise
     manifest.folder = request.outdir
     return manifest
 
 
-def build_export(request: ExportRequest, staging: Path, progress: Progress) -> Manifest:
+def build_export(request: ExportRequest, calibration_arrays: dict[str, np.ndarray] | None, staging: Path,
+                 progress: Progress) -> Manifest:
     """Convert and validate every variant into ``staging``; write its manifest there."""
-    # Read before the model: a missing or unreadable file is reported before TensorFlow loads.
-    calibration_arrays = read_npz(request.calibration) if request.calibration is not None else None
     loaded = load_model(request.model, trust_code=request.trust_model_code)
     input_shape = model_input_shape(loaded)
     calibration, calibration_info = calibration_for(request, calibration_arrays, input_shape)

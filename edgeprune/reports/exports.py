@@ -20,6 +20,7 @@ class ModelExport:
     model: str
     manifest: Manifest | None
     problem: str | None = None  # why there is no manifest
+    exported: bool = True  # False: benched from a loose .tflite, so no export ever ran
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def model_exports(runs: Sequence[RunRecord], results_dir: Path) -> list[ModelExp
 
 def export_of(model: str, manifest: str | None, results_dir: Path) -> ModelExport:
     if manifest is None:
-        return ModelExport(model, None, "benched from a .tflite file, not an export folder: no manifest")
+        return ModelExport(model, None, "benched from a .tflite file, not an export folder: no manifest",
+                           exported=False)
     # Bench records the path as given on its command line: relative to where it ran, often the results' folder.
     candidates = [Path(manifest)] if Path(manifest).is_absolute() else [Path(manifest), results_dir / manifest]
     found = next((path for path in candidates if path.is_file()), None)

@@ -135,11 +135,13 @@ class ReportData:
         return ["model", "variant", "reason"], rows
 
     def not_shipped_notes(self) -> list[str]:
-        """What to say beside the not-shipped table: that nothing was rejected, when so; and for each model whose
-        export manifest could not be read, that its rejected variants are not known, and why."""
+        """What to say beside the not-shipped table: that nothing was rejected, when so; and for each exported model
+        whose manifest could not be read, that its rejected variants are not known, and why (a loose .tflite had no
+        export to reject anything)."""
+        exported = [export for export in self.exports if export.exported]
         unread = [f"Which variants of {export.model} the export rejected is not known: {export.problem}"
-                  for export in self.exports if export.manifest is None]
-        some_read = len(unread) < len(self.exports)
+                  for export in exported if export.manifest is None]
+        some_read = len(unread) < len(exported)
         return ([ALL_SHIPPED] if some_read and not rejected_variants(self.exports) else []) + unread
 
     def sparse_inference(self) -> list[tuple[str, list[str]]]:

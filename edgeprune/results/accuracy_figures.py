@@ -18,13 +18,12 @@ class AccuracyFigures:
     max_abs_error: float | None = None
     mean_abs_error: float | None = None
     snr_db: float | None = None
-    reference: str | None = None  # the model whose outputs are the reference
+    reference: str | None = None  # the model whose outputs are the reference; None when there is none
     data: str | None = None  # the data set
 
     def to_json(self) -> dict[str, Any]:
-        # The document states what was measured: a figure never taken is left out, not written as null.
-        return {key: value for key, value in asdict(self).items()
-                if value is not None or key in ("top1", "top1_agreement", "max_abs_error", "mean_abs_error", "snr_db")}
+        # A count or finiteness never taken is left out (the schema has no null for them); figures may be null.
+        return {key: value for key, value in asdict(self).items() if value is not None or key not in ("n", "finite")}
 
     @classmethod
     def from_json(cls, figures: dict[str, Any]) -> "AccuracyFigures":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
@@ -61,6 +61,10 @@ class Manifest:
 
     def deliverables(self) -> list[VariantRecord]:
         return [record for record in self.variants if record.valid and record.file]
+
+    def rejected(self, names: Collection[str]) -> list[VariantRecord]:
+        """The variants among ``names`` that the export rejected."""
+        return [record for record in self.variants if not record.valid and record.name in names]
 
     def path_of(self, record: VariantRecord) -> Path:
         """The variant's file, which must resolve inside the export folder: a crafted manifest naming
