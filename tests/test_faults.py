@@ -68,7 +68,7 @@ def processes_with(*markers: str) -> list[int]:
     return found
 
 
-def wait_until_none_with(marker: str, within: float = 15.0) -> list[int]:
+def wait_until_none_with(marker: str, within: float = 120.0) -> list[int]:
     deadline = time.monotonic() + within
     while (left := processes_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -421,7 +421,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, benc
 
     bench.process.send_signal(signal.SIGINT)
 
-    assert bench.finish(within=30) == 130
+    assert bench.finish() == 130
     assert "edgeprune: interrupted: kept the 2 finished runs (2 ok)" in bench.stderr()
     assert "Traceback" not in bench.stderr()
     document = json.loads(bench.results.read_text())
@@ -438,26 +438,27 @@ def test_ctrl_c_keeps_the_finished_runs_and_stops_the_runners(isolated_cwd, benc
 
 
 def test_a_run_cut_short_keeps_the_rounds_it_measured(isolated_cwd, bench_device, variants) -> None:
+    # fp16's second round is held: fp32's rounds are done (fp16's comes last), fp16 has one round on disk, and its
+    # second is in progress when Ctrl-C comes, however busy the machine is.
+    fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
+    held = HeldRunner(isolated_cwd / "held", f"{fp16_sha}.tflite", nth=2)
+    use_python(isolated_cwd, held.python)
     bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
                                         "--warmup", "1", "--min-seconds", "4"])
-    # Each round is on disk as it is measured: once fp16 has one, both variants are in their second round.
-    deadline = time.monotonic() + 120
-    while not any(run["variant"] == "fp16" for run in bench.runs()):
-        assert bench.process.poll() is None and time.monotonic() < deadline, bench.stderr()
-        time.sleep(0.05)
+    bench.hold(held)
     checkpoint = next(run for run in bench.runs() if run["variant"] == "fp16")
     assert checkpoint["status"] == "failed" and checkpoint["rounds"] == {"done": 1, "planned": 2}
     assert checkpoint["error"] == "not finished when this was written: 1 of 2 rounds measured, their samples are kept"
 
     bench.process.send_signal(signal.SIGINT)
 
-    assert bench.finish(within=30) == 130
+    assert bench.finish() == 130
     runs = {run["variant"]: run for run in bench.runs()}
     fp16 = runs["fp16"]  # its second round had not finished
     assert fp16["status"] == "failed" and fp16["rounds"] == {"done": 1, "planned": 2}
     assert fp16["error"] == "interrupted: 1 of 2 rounds measured, their samples are kept"
     assert fp16["latency_ms"]["n"] == len(fp16["samples_ms"]) > 0
-    assert finished(runs["fp32"]) == (runs["fp32"]["status"] == "ok")  # done if its second round made it in time
+    assert runs["fp32"]["status"] == "ok" and finished(runs["fp32"])
     history = sqlite3.connect(isolated_cwd / ".edgeprune" / "history.sqlite")
     assert history.execute("SELECT COUNT(*) FROM runs").fetchone() == (sum(map(finished, runs.values())),)
 
