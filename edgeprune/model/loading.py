@@ -10,6 +10,7 @@ unless the caller trusts its code: loading would run that code (``carried_code``
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from ..errors import ModelLoadError
 from ..hashing import file_sha256, tree_sha256
 from .carried_code import find_carried_code
 from .saved_config import h5_model_config, keras_zip_document, saved_model_documents
+
+log = logging.getLogger(__name__)
 
 KERAS_ZIP = "keras"
 KERAS3_ZIP = "keras3"
@@ -97,8 +100,9 @@ def _keras_zip_flavour(path: Path) -> str:
     return KERAS3_ZIP if version.startswith("3.") else KERAS_ZIP
 
 
-def load_model(path: str | Path, *, trust_code: bool = False) -> LoadedModel:
-    """``trust_code``: load a model that carries Python code (and so run that code); else it is refused."""
+def load_model(path: str | Path, *, trust_code: bool = False, compiled: bool = False) -> LoadedModel:
+    """``trust_code``: load a model that carries Python code (and so run that code); else it is refused.
+    ``compiled``: with the loss and optimizer it was saved with, when Keras can restore them (for training)."""
     path = Path(path)
     model_format = detect_format(path)
     if not trust_code:
@@ -106,7 +110,7 @@ def load_model(path: str | Path, *, trust_code: bool = False) -> LoadedModel:
     sha256 = tree_sha256(path) if path.is_dir() else file_sha256(path)
     if model_format == KERAS3_ZIP:
         return LoadedModel(path, model_format, sha256, _load_keras3(path, trust_code), stripped=False)
-    wrapped = _load_tf_keras(path, trust_code)
+    wrapped = _load_tf_keras(path, trust_code, compiled)
     if not _has_pruning_wrappers(wrapped):
         return LoadedModel(path, model_format, sha256, wrapped, stripped=False)
     stripped = tfenv.tfmot().sparsity.keras.strip_pruning(wrapped)
@@ -128,14 +132,20 @@ def refuse_carried_code(path: Path, model_format: str) -> None:
                                  hint="pass --trust-model-code only if you trust whoever made the model")
 
 
-def _load_tf_keras(path: Path, trust_code: bool) -> Any:
+def _load_tf_keras(path: Path, trust_code: bool, compiled: bool) -> Any:
     keras = tfenv.tf_keras()
     tfmot = tfenv.tfmot()
     try:
         # prune_scope registers tfmot's wrapper classes so still-wrapped models deserialize. safe_mode guards
         # .keras files a second time; the other formats ignore it.
         with tfmot.sparsity.keras.prune_scope():
-            model = keras.models.load_model(path, compile=False, safe_mode=not trust_code)
+            try:
+                model = keras.models.load_model(path, compile=compiled, safe_mode=not trust_code)
+            except Exception:  # a training config Keras cannot restore (e.g. a custom loss): the model still loads
+                if not compiled:
+                    raise
+                log.debug("'%s': its training config cannot be restored; loading it without", path, exc_info=True)
+                model = keras.models.load_model(path, compile=False, safe_mode=not trust_code)
     except Exception as exc:  # Keras raises many unrelated types for unreadable files
         raise ModelLoadError(
             f"cannot load '{path}' with tf_keras: {_first_line(exc)}",

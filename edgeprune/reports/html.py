@@ -7,8 +7,9 @@ from html import escape
 from typing import Any, Mapping
 
 from ..text import one_line
-from . import plots
+from . import plots, sweep_plots
 from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
+from .sweep_view import SWEEP_PARETO_MEANING
 from .table import LongText, is_number
 
 STYLE = """
@@ -31,7 +32,7 @@ tr.failed td { background: #fdecea; }
 
 
 def render_html(data: ReportData) -> str:
-    body = [f"<h1>{safe(data.title)}</h1>", facts_list(data.facts()), latency_section(data),
+    body = [f"<h1>{safe(data.title)}</h1>", facts_list(data.facts()), sweep_section(data), latency_section(data),
             not_shipped_section(data), tradeoff_section(data), sparsity_section(data), sparse_inference_section(data)]
     return "\n".join([
         "<!DOCTYPE html>",
@@ -40,6 +41,24 @@ def render_html(data: ReportData) -> str:
         f"<title>{safe(data.title)}</title><style>{STYLE}</style></head>",
         "<body>", *body, "</body></html>", "",
     ])
+
+
+def sweep_section(data: ReportData) -> str:
+    """The sweep's recommendation first (what to ship), then the plots behind it and its Pareto points."""
+    view = data.sweep
+    if view is None:
+        return ""
+    content = f"<p><b>{safe(view.headline)}</b></p>"
+    by_sparsity = sweep_plots.top1_vs_sparsity_png(view)
+    if by_sparsity is None:
+        return section("Sweep", content + note("No sweep point was measured with its top-1: nothing to plot."))
+    content += plot_img(by_sparsity, "top-1 vs target sparsity per variant and device")
+    by_latency = sweep_plots.top1_vs_latency_png(view)
+    if by_latency is not None:
+        content += (plot_img(by_latency, "top-1 vs p50 latency per device, with the Pareto front")
+                    + cropped(len(view.devices), plots.MAX_PANELS, "device panels"))
+    return section("Sweep", content + note(SWEEP_PARETO_MEANING) + html_table(view.pareto_table(),
+                                                                               container_id="sweep-pareto"))
 
 
 def latency_section(data: ReportData) -> str:

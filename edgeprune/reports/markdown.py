@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from ..text import one_line
 from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
+from .sweep_view import SWEEP_PARETO_MEANING
 
 # What would start a code span, emphasis, a link or image, math, strikethrough, a heading's closing or a table cell;
 # an entity; a tag, a comment or an autolink (a '<' before anything else, as in '<= 5 ms', is only text); and,
@@ -59,8 +60,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def render_markdown(data: ReportData) -> str:
     facts = ", ".join(f"{name} {value}" for name, value in data.facts() if name != "results")
-    sections = [f"## {markdown_text(data.title)}", f"{markdown_code(data.source)}: {markdown_text(facts)}", "### Runs",
-                table(data.runs_table())]
+    sections = [f"## {markdown_text(data.title)}", f"{markdown_code(data.source)}: {markdown_text(facts)}"]
+    sections += sweep_section(data)
+    sections += ["### Runs", table(data.runs_table())]
     sections += not_shipped_section(data)
     if data.tradeoff:
         sections += ["### Trade-off", f"★: {PARETO_MEANING}", table(data.tradeoff_table())]
@@ -70,8 +72,21 @@ def render_markdown(data: ReportData) -> str:
         sections += ["\n".join([f"- **{markdown_text(headline)}**"] + [f"  - {markdown_line(reason)}"
                                                                        for reason in reasons])
                      for headline, reasons in verdicts]
-    sections += ["_Latency distributions and the trade-off plot are in the HTML report (`edgeprune report`)._"]
+    plots = ("Latency distributions, the trade-off plot and the sweep's plots" if data.sweep
+             else "Latency distributions and the trade-off plot")
+    sections += [f"_{plots} are in the HTML report (`edgeprune report`)._"]
     return "\n\n".join(sections) + "\n"
+
+
+def sweep_section(data: ReportData) -> list[str]:
+    view = data.sweep
+    if view is None:
+        return []
+    parts = ["### Sweep", f"**{markdown_text(view.headline)}**"]
+    headers, rows = view.pareto_table()
+    if rows:
+        parts += [markdown_text(SWEEP_PARETO_MEANING), markdown_table(headers, rows)]
+    return parts
 
 
 def not_shipped_section(data: ReportData) -> list[str]:

@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.axis import Axis
+from matplotlib.ticker import LogFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
 from ..text import one_line, shorten
@@ -100,6 +101,7 @@ def latency_distribution_png(data: ReportData) -> bytes | None:
         low, high = min(whisker_ends), max(whisker_ends)
         if high / low > LOG_SCALE_SPREAD:  # samples are > 0 (results_from_json)
             axes.set_yscale("log")
+            plain_log_labels(axes.yaxis)
             axes.set_ylim(low / 1.5, high * 1.5)
         else:
             margin = 0.25 * (high - low) or 0.05 * high
@@ -285,3 +287,16 @@ def png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+class PlainLogFormatter(LogFormatter):
+    """Labels the ticks a log axis would label, as plain numbers (0.1, not 1e-01): matplotlib's default labels are
+    mathtext, which these plots turn off (names from results files must never be read as TeX)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def plain_log_labels(axis: Axis) -> None:
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))

@@ -12,9 +12,11 @@ from typing import Any, Sequence
 from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import ResultsDocument, RunRecord
 from ..results.manifest import MANIFEST_FILENAME
+from ..results.sweep import SWEEP_FILENAME, read_sweep
 from ..text import human_bytes
 from .bench_table import ms, percent, percentiles_ms, speedup_text
 from .exports import ModelExport, model_exports, rejected_variants
+from .sweep_view import SweepView
 from .table import LongText
 
 KB = 1024
@@ -72,6 +74,7 @@ class ReportData:
     tradeoff: dict[Panel, list[TradeoffPoint]]
     sparsity: list[ModelSparsity]
     exports: list[ModelExport]
+    sweep: SweepView | None = None  # when the results are a sweep's, with its sweep.json beside them
 
     @property
     def title(self) -> str:
@@ -160,7 +163,15 @@ def collect(document: ResultsDocument, results_path: Path) -> ReportData:
     labels = run_labels(document.runs)
     exports = model_exports(document.runs, results_path.parent)
     return ReportData(document, str(results_path), labels, tradeoff_points(document.runs, labels),
-                      [layers_of(export) for export in exports], exports)
+                      [layers_of(export) for export in exports], exports, sweep_beside(results_path))
+
+
+def sweep_beside(results_path: Path) -> SweepView | None:
+    """The sweep that wrote these results: its ``sweep.json`` in the same folder, if there is one."""
+    path = results_path.parent / SWEEP_FILENAME
+    if not path.exists():
+        return None
+    return SweepView(read_sweep(path), str(path))
 
 
 def panel_of(run: RunRecord) -> Panel:

@@ -21,6 +21,7 @@ from ..json_fields import json_type
 
 RESULTS_SCHEMA = "results.schema.json"
 MANIFEST_SCHEMA = "manifest.schema.json"
+SWEEP_SCHEMA = "sweep.schema.json"
 
 
 @functools.cache

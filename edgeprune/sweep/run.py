@@ -1,0 +1,272 @@
+"""``edgeprune sweep``: for the unpruned model and each target sparsity, prune and fine-tune, export the validated
+variants, bench them on every device with on-device accuracy; then one results file, one sweep document and the
+point to ship.
+
+Every step is keyed by what it depends on (``steps``): a rerun with the same inputs reuses finished steps, and an
+interrupted sweep continues where it stopped. One failed variant or device fails its points, never the sweep.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..bench.plan import BenchPlan
+from ..bench.run import BenchRequest, bench
+from ..convert.export import ExportRequest, export
+from ..data import read_npz
+from ..errors import UsageError
+from ..fsutil import write_json_atomic
+from ..hashing import file_sha256, tree_sha256
+from ..model.loading import detect_format
+from ..pruning.run import PruneRequest, check_output, prune, trainable_model
+from ..pruning.sensitivity import layer_sensitivity
+from ..pruning.settings import PruneSettings
+from ..pruning.training_data import read_labelled
+from ..results.document import ResultsDocument, read_results
+from ..results.manifest import MANIFEST_FILENAME, read_manifest
+from ..results.schema import RESULTS_SCHEMA, check_document
+from ..results.sweep import LayerSensitivity, Sensitivity, SweepDocument, SweepStep
+from ..variants import VariantSpec
+from .points import SweptModel, sweep_points
+from .recommend import recommend
+from .steps import StepStore, step_key
+
+RESULTS_FILENAME = "results.json"
+MARKER = ".edgeprune-sweep"
+STEPS_OUTPUT = "steps"  # the bench and sensitivity outputs of each step
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    model: Path
+    data: Path
+    eval: Path
+    outdir: Path
+    targets: tuple[float, ...]
+    prune: PruneSettings = PruneSettings()
+    validation: Path | None = None
+    variants: list[VariantSpec] | None = None
+    calibration: Path | None = None
+    devices: Sequence[str] = ("local",)
+    plan: BenchPlan = field(default_factory=BenchPlan)
+    max_top1_drop: float = 1.0
+    sensitivity: bool = False
+    auto_skip: bool = False
+    inventory: Path | None = None
+    accept_new_host_key: bool = False
+    trust_model_code: bool = False
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    index: int  # 1-based
+    total: int
+    step: str
+    subject: str
+    state: str  # started, done, reused
+    seconds: float = 0.0
+
+
+OnStep = Callable[[StepEvent], None]
+
+
+def sweep(request: SweepRequest, on_step: OnStep = lambda event: None,
+          on_detail: Callable[[str], None] = lambda message: None) -> SweepDocument:
+    check_request(request)
+    return Sweep(request, on_step, on_detail).run()
+
+
+def check_request(request: SweepRequest) -> None:
+    """Everything that can be checked before TensorFlow's seconds of loading."""
+    if not request.targets or any(not 0.0 < target < 1.0 for target in request.targets):
+        raise UsageError("--sparsity takes targets between 0 and 1, e.g. 0.5,0.7,0.8,0.9")
+    if request.auto_skip and not request.sensitivity:
+        raise UsageError("--auto-skip uses the --sensitivity ranking", hint="add --sensitivity")
+    detect_format(request.model)
+    for path in (request.data, request.eval, request.validation, request.calibration):
+        if path is not None:
+            read_npz(path)
+    outdir = request.outdir
+    if outdir.is_symlink() or (outdir.exists() and not outdir.is_dir()):
+        raise UsageError(f"sweep folder '{outdir}' is not a folder", hint="choose a new SWEEPDIR")
+    if outdir.is_dir() and any(outdir.iterdir()) and not (outdir / MARKER).is_file():
+        raise UsageError(f"'{outdir}' holds files and is not a sweep folder (no {MARKER})",
+                         hint="choose a new or empty -o folder, or the folder of an earlier sweep to resume it")
+    check_output(outdir / "models" / "check.keras")
+
+
+class Sweep:
+    def __init__(self, request: SweepRequest, on_step: OnStep, on_detail: Callable[[str], None]) -> None:
+        self.request = request
+        self.on_step = on_step
+        self.on_detail = on_detail
+        self.outdir = request.outdir
+        self.store = StepStore(request.outdir)
+        self.model_sha256 = tree_sha256(request.model) if request.model.is_dir() else file_sha256(request.model)
+        self.inputs = {"model": self.model_sha256, "data": file_sha256(request.data),
+                       "eval": file_sha256(request.eval),
+                       "validation": file_sha256(request.validation) if request.validation else None}
+        self.steps: list[SweepStep] = []
+        self.index = 0
+        self.total = (int(request.sensitivity) + len(request.targets) + 2 * (len(request.targets) + 1))
+        self.baseline_name = model_name(request.model, 0.0)
+
+    def run(self) -> SweepDocument:
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        (self.outdir / MARKER).touch()
+        document = SweepDocument.new(self.settings_json())
+        settings = self.request.prune
+        if self.request.sensitivity:
+            document.sensitivity = self.sensitivity()
+            if self.request.auto_skip and document.sensitivity.suggested_skip:
+                settings = replace(settings, skip_layers=skip_pattern(settings.skip_layers,
+                                                                      document.sensitivity.suggested_skip))
+        models = [self.exported(self.request.model, self.baseline_name, 0.0, self.model_sha256)]
+        for target in self.request.targets:
+            pruned_path, sha256, report = self.pruned(settings.with_sparsity(target))
+            document.prunes.append(report)
+            models.append(self.exported(pruned_path, model_name(self.request.model, target), target, sha256))
+        results = [self.benched(model) for model in models]
+        merged = merge_results(results, self.request)
+        write_results(self.outdir / RESULTS_FILENAME, merged)
+        document.points = sweep_points(merged.runs, models, self.baseline_name)
+        document.recommendation = recommend(document.points, self.request.max_top1_drop, self.request.devices[0])
+        document.steps = self.steps
+        document.write(self.outdir)
+        return document
+
+    def settings_json(self) -> dict:
+        request = self.request
+        return {
+            "model": str(request.model), "model_sha256": self.inputs["model"],
+            "data": str(request.data), "data_sha256": self.inputs["data"],
+            "eval": str(request.eval), "eval_sha256": self.inputs["eval"],
+            "targets": list(request.targets), "prune": request.prune.to_json(),
+            "variants": [spec.name for spec in request.variants] if request.variants else None,
+            "calibration": str(request.calibration) if request.calibration else None,
+            "devices": list(request.devices), "bench": request.plan.to_json(),
+            "max_top1_drop": request.max_top1_drop,
+        }
+
+    def step(self, step: str, subject: str, key: str, work: Callable[[], None], reuse: bool) -> None:
+        self.index += 1
+        started = time.perf_counter()
+        if not reuse:
+            self.on_step(StepEvent(self.index, self.total, step, subject, "started"))
+            work()
+        seconds = round(time.perf_counter() - started, 3)
+        self.steps.append(SweepStep(step, subject, key, reuse, seconds))
+        self.on_step(StepEvent(self.index, self.total, step, subject, "reused" if reuse else "done", seconds))
+
+    def sensitivity(self) -> Sensitivity:
+        target = max(self.request.targets)
+        settings = self.request.prune
+        key = step_key("sensitivity", **self.inputs, sparsity=target, skip=settings.skip_layers,
+                       policy=settings.policy, m_by_n=settings.m_by_n)
+        record = self.store.finished(key)
+        outcome: list[Sensitivity] = []
+
+        def work() -> None:
+            model = trainable_model(self.request.model, self.request.trust_model_code).model
+            data = read_labelled(self.request.eval, tuple(model.inputs[0].shape[1:]), model.outputs[0].shape[-1])
+            top1, drops = layer_sensitivity(model, data, settings, target)
+            layers = [LayerSensitivity(name, kind, round(drop, 4)) for name, kind, drop in drops]
+            result = Sensitivity(target, str(self.request.eval), top1, layers,
+                                 [layer.layer for layer in layers if layer.top1_drop > self.request.max_top1_drop])
+            path = self.outdir / STEPS_OUTPUT / f"sensitivity-{key[:16]}.json"
+            write_json_atomic(path, result.to_json(), what="sensitivity")
+            self.store.finish(key, [path], sensitivity=result.to_json())
+            outcome.append(result)
+
+        self.step("sensitivity", self.baseline_name, key, work, reuse=record is not None)
+        return outcome[0] if outcome else Sensitivity.from_json(record["sensitivity"])
+
+    def pruned(self, settings: PruneSettings) -> tuple[Path, str, dict]:
+        name = model_name(self.request.model, settings.sparsity)
+        output = self.outdir / "models" / f"{name}.keras"
+        key = step_key("prune", **self.inputs, settings=settings.to_json())
+        record = self.store.finished(key)
+        reports: list[dict] = []
+
+        def work() -> None:
+            pruned = prune(PruneRequest(self.request.model, self.request.data, output, settings,
+                                        validation=self.request.validation,
+                                        trust_model_code=self.request.trust_model_code), verbose=0,
+                           on_epoch=lambda epoch, logs: self.on_detail(
+                               f"{name}: epoch {epoch + 1}/{settings.epochs}, loss {logs.get('loss', float('nan')):.4f}"))
+            report = pruned.report.to_json() | {"output": output.relative_to(self.outdir).as_posix()}
+            self.store.finish(key, [output], report=report)
+            reports.append(report)
+
+        self.step("prune", name, key, work, reuse=record is not None)
+        report = reports[0] if reports else record["report"]
+        return output, file_sha256(output), report
+
+    def exported(self, model: Path, name: str, sparsity: float, model_sha256: str) -> SweptModel:
+        folder = self.outdir / "exports" / name
+        key = step_key("export", model=model_sha256, calibration=file_sha256(self.request.calibration)
+                       if self.request.calibration else None,
+                       variants=[spec.name for spec in self.request.variants] if self.request.variants else None)
+        record = self.store.finished(key)
+
+        def work() -> None:
+            export(ExportRequest(model, folder, self.request.variants, self.request.calibration,
+                                 trust_model_code=self.request.trust_model_code),
+                   progress=lambda message: self.on_detail(f"{name}: {message}"))
+            self.store.finish(key, [folder / MANIFEST_FILENAME])
+
+        self.step("export", name, key, work, reuse=record is not None)
+        return SweptModel(name, sparsity, read_manifest(folder), folder.relative_to(self.outdir))
+
+    def benched(self, model: SweptModel) -> ResultsDocument:
+        request = self.request
+        manifest_path = self.outdir / model.folder / MANIFEST_FILENAME
+        output = self.outdir / STEPS_OUTPUT / f"bench-{model.name}.json"
+        key = step_key("bench", manifest=file_sha256(manifest_path), eval=self.inputs["eval"],
+                       devices=list(request.devices), plan=request.plan.to_json())
+        record = self.store.finished(key)
+        benched: list[ResultsDocument] = []
+
+        def work() -> None:
+            document = bench(BenchRequest(
+                paths=[self.outdir / model.folder], plan=request.plan, devices=request.devices, output=output,
+                inventory=request.inventory, accept_new_host_key=request.accept_new_host_key,
+                data=[request.eval], trust_model_code=request.trust_model_code,
+            ), lambda device, message: self.on_detail(f"[{device}] {message}"))
+            if all(run.ok for run in document.runs):  # a failed run is measured again on the next sweep
+                self.store.finish(key, [output])
+            benched.append(document)
+
+        self.step("bench", model.name, key, work, reuse=record is not None)
+        return benched[0] if benched else read_results(output)
+
+
+
+def model_name(model: Path, sparsity: float) -> str:
+    """The name a target's export folder, and so the bench, gives it: ``digits_cnn_dense-s80``."""
+    stem = model.name[: -len(model.suffix)] if model.suffix else model.name
+    return f"{stem}-s{sparsity * 100:g}"
+
+
+def skip_pattern(existing: str | None, layers: Sequence[str]) -> str:
+    names = "|".join(re.escape(layer) for layer in layers)
+    return f"(?:{existing})|{names}" if existing else names
+
+
+def merge_results(documents: Sequence[ResultsDocument], request: SweepRequest) -> ResultsDocument:
+    merged = ResultsDocument.new({**request.plan.to_json(), "devices": list(request.devices)})
+    for document in documents:
+        merged.runs.extend(document.runs)
+        merged.devices.update(document.devices)
+        merged.sparse_inference.extend(document.sparse_inference)
+    return merged
+
+
+def write_results(path: Path, document: ResultsDocument) -> None:
+    payload = document.to_json()
+    check_document(payload, RESULTS_SCHEMA, str(path))
+    write_json_atomic(path, payload, what="results file")
