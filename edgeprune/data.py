@@ -63,11 +63,22 @@ def load_dataset(path: Path, arrays: dict[str, np.ndarray], input_shape: tuple[i
     x = checked_inputs(path, arrays, input_shape)
     y = arrays.get("y")
     if y is not None:
-        y = np.asarray(y).reshape(-1) if np.asarray(y).ndim <= 1 else np.asarray(y)
+        y = np.asarray(y).reshape(-1) if np.asarray(y).ndim <= 1 else one_hot_labels(np.asarray(y))
         if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"'{path}': array 'y' must hold {len(x)} integer class labels, has shape "
+            raise DataError(f"'{path}': array 'y' must hold {len(x)} integer class labels or one-hot rows, has shape "
                             f"{list(np.shape(arrays['y']))} and dtype {np.asarray(arrays['y']).dtype}")
         if num_classes is not None and len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise DataError(f"'{path}': labels in 'y' range {int(y.min())}..{int(y.max())}, "
                             f"the model has {num_classes} classes (0..{num_classes - 1})")
     return Dataset(path, x, y)
+
+
+def is_one_hot(y: np.ndarray) -> bool:
+    """Rows of 0s with a single 1: class labels written one-hot."""
+    return bool(y.ndim == 2 and np.issubdtype(y.dtype, np.number) and len(y) and np.isin(y, (0, 1)).all()
+                and (y.sum(axis=1) == 1).all())
+
+
+def one_hot_labels(y: np.ndarray) -> np.ndarray:
+    """Integer labels from one-hot rows; any other array as it is (the caller says what is wrong with it)."""
+    return y.argmax(axis=1) if is_one_hot(y) else y

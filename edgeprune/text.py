@@ -58,3 +58,8 @@ def human_bytes(size: int | None) -> str | None:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return None
+
+
+def percent(share: float | None) -> str | None:
+    """A share (0..1) as a table cell: 97.1%; None stays a blank."""
+    return None if share is None else f"{share:.1%}"

@@ -169,3 +169,20 @@ def test_data_without_labels_names_the_file(capsys, isolated_cwd):
     np.savez("nolabels.npz", x=np.zeros((4, 8, 8, 1), np.float32))
     assert main(["prune", str(DENSE), "--data", "nolabels.npz", "-o", "p.keras"]) == 2
     assert "'nolabels.npz' has no array 'y'" in capsys.readouterr().err
+
+
+def test_one_hot_labels_train_a_model_compiled_with_a_sparse_loss(capsys, tmp_path):
+    with np.load(TRAIN) as data:
+        one_hot = tmp_path / "one_hot.npz"
+        np.savez(one_hot, x=data["x"][:300], y=np.eye(10, dtype=np.float32)[data["y"][:300]])
+    report = prune_json(capsys, str(DENSE), "--data", str(one_hot), "-o", str(tmp_path / "p.keras"),
+                        "--epochs", "1")
+    assert report["loss"].startswith("sparse_categorical_crossentropy (the model's compiled loss)")
+    assert report["after"]["top1"] is not None
+
+
+def test_an_unknown_loss_is_one_line(capsys, isolated_cwd):
+    assert main(["prune", str(DENSE), "--data", str(TRAIN), "-o", "p.keras", "--loss", "nonsense"]) == 2
+    error = capsys.readouterr().err
+    assert "--loss 'nonsense' is not a Keras loss" in error and error.count("\n") == 1
+    assert not Path("p.keras").exists()

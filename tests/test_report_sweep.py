@@ -77,7 +77,7 @@ def test_front_floor_and_lines_are_per_device_and_configuration():
     points = [point("fp32", 0.0, 4.0, 0.98), point("fp32", 0.5, 3.0, 0.97),
               point("fp32", 0.0, 40.0, 0.96, device="pi4"), point("fp32", 0.5, 20.0, 0.95, device="pi4"),
               point("fp32", 0.0, 30.0, 0.96, device="pi4", threads=4)]
-    view = SweepView(SweepDocument(created="", settings=settings(2.0), points=points), "sweep.json")
+    view = SweepView(SweepDocument(created="", settings=settings(2.0), points=points))
     # The pi4's 30 ms beats nothing on local: latencies of different devices do not compete.
     assert view.front("local") == [points[1], points[0]]
     assert view.front("pi4") == [points[3], points[4]]
@@ -90,7 +90,7 @@ def test_front_floor_and_lines_are_per_device_and_configuration():
     assert [row[:3] for row in rows] == [["local", "0.5", "fp32"], ["local", "0", "fp32"], ["pi4", "0.5", "fp32"],
                                          ["pi4", "0", "fp32"]]
     # Without a number for the allowed drop, no floor is drawn rather than a guessed one.
-    assert SweepView(SweepDocument(created="", settings={}, points=points), "").top1_floors("local") == []
+    assert SweepView(SweepDocument(created="", settings={}, points=points)).top1_floors("local") == []
 
 
 def test_sweep_plots_draw_hostile_names_and_wide_latency_ranges():
@@ -98,7 +98,7 @@ def test_sweep_plots_draw_hostile_names_and_wide_latency_ranges():
                                                                             device="_hidden"),
               point("_" + "x" * 300, 0.5, 50.0, 0.99, device="_hidden")]
     view = SweepView(SweepDocument(created="", settings=settings(), points=points,
-                                   recommendation=Recommendation(points[0], "r")), "sweep.json")
+                                   recommendation=Recommendation(points[0], "r")))
     assert sweep_plots.top1_vs_sparsity_png(view).startswith(PNG_SIGNATURE)
     assert sweep_plots.top1_vs_latency_png(view).startswith(PNG_SIGNATURE)
     figure = sweep_plots.top1_vs_latency_figure(view)
@@ -112,7 +112,7 @@ def test_sweep_plots_draw_hostile_names_and_wide_latency_ranges():
     legend = [text.get_text() for text in axes.get_legend().get_texts()]
     assert "$\\frac{a}$" in legend and "_" + "x" * 36 + "..." in legend
     empty = SweepView(SweepDocument(created="", settings=settings(),
-                                    points=[point("int8", 0.0, None, None, status="failed")]), "")
+                                    points=[point("int8", 0.0, None, None, status="failed")]))
     assert sweep_plots.top1_vs_sparsity_png(empty) is None and sweep_plots.top1_vs_latency_png(empty) is None
 
 

@@ -143,6 +143,15 @@ def test_an_interrupted_sweep_continues_where_it_stopped(tmp_path):
                       ("export", "digits_cnn_dense-s50")]
     assert len(document.points) == 3
 
+    # An output edited since its step finished is not trusted: that step runs again (and what depends on the model
+    # it makes anew); the steps of the other models are reused.
+    (tmp_path / "out" / "measurements" / "prune-digits_cnn_dense-s50.json").write_text("[]")
+    document = sweep(request)
+    ran = {(step.step, step.subject) for step in document.steps if not step.reused}
+    assert ("prune", "digits_cnn_dense-s50") in ran
+    assert ran <= {("prune", "digits_cnn_dense-s50"), ("export", "digits_cnn_dense-s50"),
+                   ("bench", "digits_cnn_dense-s50")}
+
 
 def test_auto_skip_leaves_the_sensitive_layers_dense(tmp_path, capsys):
     outdir = tmp_path / "out"
@@ -156,6 +165,11 @@ def test_auto_skip_leaves_the_sensitive_layers_dense(tmp_path, capsys):
     for name in skipped:
         assert layers[name]["target_sparsity"] is None and "--skip-layers" in layers[name]["reason"]
     assert f"suggested --skip-layers: {'|'.join(skipped)}" in capsys.readouterr().out
+
+
+def test_m_by_n_is_one_target(tmp_path, capsys):
+    assert main(sweep_args(tmp_path / "out", "--m-by-n", "2:4")) == 2
+    assert "--m-by-n sets the one target" in capsys.readouterr().err
 
 
 def test_a_folder_that_is_not_a_sweep_is_refused_untouched(tmp_path, capsys):

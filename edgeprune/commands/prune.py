@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
+from ..pruning.settings import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_SPARSITY, POLICIES, SCHEDULES,
+                                PruneSettings, parse_m_by_n)
 from .options import add_trust_model_code_option, number, whole_number
 
 MAX_EPOCHS = 10_000
@@ -28,18 +30,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def add_prune_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--schedule", choices=("polynomial", "constant"), default="polynomial",
+    command.add_argument("--schedule", choices=SCHEDULES, default=SCHEDULES[0],
                          help="tfmot's PolynomialDecay (default) or ConstantSparsity")
     command.add_argument("--initial-sparsity", type=number(0.0, 1.0), default=None, metavar="S0",
                          help="where the polynomial schedule starts (default half the final sparsity)")
-    command.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), default=4,
-                         help="fine-tuning epochs while pruning (default 4)")
-    command.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=32,
-                         help="training batch size (default 32)")
+    command.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), default=DEFAULT_EPOCHS,
+                         help=f"fine-tuning epochs while pruning (default {DEFAULT_EPOCHS})")
+    command.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=DEFAULT_BATCH_SIZE,
+                         help=f"training batch size (default {DEFAULT_BATCH_SIZE})")
     command.add_argument("--validation", type=Path,
                          help="validation .npz (default: 10%% of --data held out)")
     command.add_argument("--skip-layers", metavar="REGEX", help="leave layers whose whole name matches dense")
-    command.add_argument("--policy", choices=("xnnpack",),
+    command.add_argument("--policy", choices=POLICIES,
                          help="xnnpack: prune only what XNNPACK's sparse inference can use (tfmot's "
                               "PruneForLatencyOnXNNPack)")
     command.add_argument("--m-by-n", type=m_by_n, metavar="M:N",
@@ -51,16 +53,13 @@ def add_prune_options(command: argparse.ArgumentParser) -> None:
 
 
 def m_by_n(text: str) -> tuple[int, int]:
-    from ..pruning.settings import parse_m_by_n
-
     try:
         return parse_m_by_n(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def prune_settings(args: argparse.Namespace, sparsity: float | None):
-    from ..pruning.settings import DEFAULT_SPARSITY, PruneSettings
+def prune_settings(args: argparse.Namespace, sparsity: float | None) -> PruneSettings:
 
     return PruneSettings(
         sparsity=DEFAULT_SPARSITY if sparsity is None else sparsity, schedule=args.schedule,

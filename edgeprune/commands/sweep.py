@@ -12,6 +12,8 @@ from .options import (MAX_SECONDS, add_device_options, add_trust_model_code_opti
                       thread_counts, variant_choice, whole_number)
 from .prune import add_prune_options, prune_settings
 
+DEFAULT_TARGETS = (0.5, 0.7, 0.8, 0.9)
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     sweep = commands.add_parser("sweep", help="prune at several sparsities, export and bench each, and recommend "
@@ -20,9 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--data", type=Path, required=True, help="training .npz with x and y")
     sweep.add_argument("--eval", type=Path, required=True,
                        help="evaluation .npz with x and y: the top-1 measured on each device")
-    sweep.add_argument("--sparsity", type=sparsity_list, default=(0.5, 0.7, 0.8, 0.9), metavar="LIST",
-                       help="target sparsities, comma-separated (default 0.5,0.7,0.8,0.9); the unpruned model is "
-                            "always measured too")
+    sweep.add_argument("--sparsity", type=sparsity_list, default=None, metavar="LIST",
+                       help="target sparsities, comma-separated (default 0.5,0.7,0.8,0.9; with --m-by-n its one "
+                            "target, M/N); the unpruned model is always measured too")
     sweep.add_argument("-o", "--outdir", type=Path, required=True,
                        help="sweep folder: models, exports, results.json and sweep.json (rerun to resume)")
     add_prune_options(sweep)
@@ -51,7 +53,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def sparsity_list(text: str) -> tuple[float, ...]:
     try:
-        targets = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+        # Four decimals at most: targets name the models (s87.5), and closer ones would share a name.
+        targets = tuple(sorted({round(float(part), 4) for part in text.split(",") if part.strip()}))
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 0.5,0.8") from None
     if not targets or any(not 0.0 < target < 1.0 for target in targets):
@@ -114,13 +117,15 @@ def run(args: argparse.Namespace) -> int:
     from ..reports.sweep_table import render_sweep
     from ..sweep.run import SweepRequest, sweep
 
-    if args.m_by_n and args.initial_sparsity is not None:
-        raise UsageError("--initial-sparsity does not apply with --m-by-n", hint="drop one of them")
+    if args.m_by_n and args.sparsity is not None:
+        raise UsageError("--m-by-n sets the one target (M of every N); --sparsity does not apply with it",
+                         hint="drop one of them")
+    targets = (args.m_by_n[0] / args.m_by_n[1],) if args.m_by_n else args.sparsity or DEFAULT_TARGETS
     plan = BenchPlan(runs=args.runs, warmup=args.warmup, rounds=args.rounds, threads=args.threads or (),
                      timeout_s=args.timeout)
     request = SweepRequest(
-        model=args.model, data=args.data, eval=args.eval, outdir=args.outdir, targets=args.sparsity,
-        prune=prune_settings(args, max(args.sparsity)), validation=args.validation,
+        model=args.model, data=args.data, eval=args.eval, outdir=args.outdir, targets=targets,
+        prune=prune_settings(args, max(targets)), validation=args.validation,
         variants=list(args.variants.specs) if args.variants else None, calibration=args.calibration,
         devices=tuple(args.device) or ("local",), plan=plan, max_top1_drop=args.max_top1_drop,
         sensitivity=args.sensitivity, auto_skip=args.auto_skip, inventory=args.inventory,

@@ -118,6 +118,11 @@ class Inventory:
             return cls._from_file(DEFAULT_FILE, missing=f"inventory file {DEFAULT_FILE} vanished while loading")
         return cls(())
 
+    @property
+    def text(self) -> str:
+        """The file as read ("" without one): what a sweep keys its benches on."""
+        return self._text
+
     @classmethod
     def _from_file(cls, path: Path, *, missing: str) -> Inventory:
         try:

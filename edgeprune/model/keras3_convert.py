@@ -36,12 +36,12 @@ def to_tf_keras(model: Any, path: Path) -> Any:
     import keras
     from keras.src.models.functional import Functional  # not exported; a subclass of it may override call()
 
-    if type(model) is keras.Sequential:
-        new_model = _sequential(model, path)
-    elif type(model) is Functional:
-        new_model = _functional(model, path)
-    else:
+    if type(model) not in (keras.Sequential, Functional):
         raise _refusal(path, f"it is a subclassed model ({type(model).__name__}), which has no config to rebuild")
+    try:
+        new_model = _sequential(model, path) if type(model) is keras.Sequential else _functional(model, path)
+    except (TypeError, ValueError) as exc:  # tf_keras refuses to assemble the translated layers
+        raise _refusal(path, f"tf_keras cannot assemble its layers: {exc}") from exc
     for layer in model.layers:
         with _about(path, layer):
             try:
@@ -119,7 +119,7 @@ def _layer(layer: Any) -> Any:
     new_class = getattr(tf_keras.layers, type(layer).__name__, None)
     if new_class is None:
         raise _Untranslatable("has no tf_keras equivalent")
-    return new_class(**_config(type(layer), new_class, layer.get_config()))
+    return _built(new_class, _config(type(layer), new_class, layer.get_config()))
 
 
 def _config(keras3_class: type, tf_keras_class: type, config: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +152,15 @@ def _value(key: str, value: Any) -> Any:
     tf_keras_class = getattr(getattr(tf_keras, kind), class_name, None) if keras3_class else None
     if tf_keras_class is None or value.get("registered_name"):
         raise _Untranslatable(f"sets {key} to a {class_name}, which tf_keras does not have")
-    return tf_keras_class(**_config(keras3_class, tf_keras_class, value["config"]))
+    return _built(tf_keras_class, _config(keras3_class, tf_keras_class, value["config"]))
+
+
+def _built(tf_keras_class: type, config: dict[str, Any]) -> Any:
+    """tf_keras's object from ``config``; one it refuses (a value it checks differently) is not translatable."""
+    try:
+        return tf_keras_class(**config)
+    except (TypeError, ValueError) as exc:
+        raise _Untranslatable(f"has a config tf_keras's {tf_keras_class.__name__} refuses: {exc}") from exc
 
 
 def _parameters(cls: type) -> dict[str, inspect.Parameter]:

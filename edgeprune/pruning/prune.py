@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import tfenv
+from ..errors import UsageError
 from .layer_choice import dense_reasons
 from .report import LayerPruning, PruneReport, Score
 from .settings import PruneSettings
@@ -33,6 +34,17 @@ class Training:
     loss: Any
     optimizer: Any
     description: str
+    classes: int  # the model's outputs per sample
+
+    def targets(self, data: LabelledData) -> np.ndarray:
+        """``y`` in the form the loss takes: integer labels for a sparse cross-entropy, one-hot rows for a
+        categorical one, as given otherwise."""
+        name = loss_name(self.loss)
+        if "sparse_categorical" in name:
+            return data.labels
+        if "categorical" in name and not data.one_hot:
+            return np.eye(self.classes, dtype=np.float32)[data.labels]
+        return data.y
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,11 @@ def prune_model(model: Any, train: LabelledData, validation: LabelledData, setti
     keras.utils.set_random_seed(SEED)
     reasons = dense_reasons(model, settings)
     training = training_for(model, train, settings)
-    before = score(model, training.loss, validation)
+    before = score(model, training, validation)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    if settings.m_by_n and steps_per_epoch * settings.epochs < 2:
+        raise UsageError("--m-by-n needs at least 2 training steps: tfmot applies the M:N masks after the first",
+                         hint="train on more data, or with more --epochs or a smaller --batch-size")
     wrapper_options = {"pruning_schedule": schedule(settings, steps_per_epoch),
                        "sparsity_m_by_n": settings.m_by_n}
 
@@ -68,13 +83,14 @@ def prune_model(model: Any, train: LabelledData, validation: LabelledData, setti
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, logs or {})))
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # Keras' progress is for the eye; stdout stays for --json
-        wrapped.fit(train.x, train.y, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True,
-                    validation_data=(validation.x, validation.y), callbacks=callbacks, verbose=verbose)
+        wrapped.fit(train.x, training.targets(train), batch_size=settings.batch_size, epochs=settings.epochs,
+                    shuffle=True, validation_data=(validation.x, training.targets(validation)), callbacks=callbacks,
+                    verbose=verbose)
     train_seconds = time.perf_counter() - started
     stripped = sparsity_api.strip_pruning(wrapped)
     report = PruneReport(
         model=name, model_sha256=sha256, settings=settings, validation=validation.source,
-        loss=training.description, before=before, after=score(stripped, training.loss, validation),
+        loss=training.description, before=before, after=score(stripped, training, validation),
         layers=layer_figures(wrapped, stripped, reasons, settings), train_seconds=round(train_seconds, 3),
     )
     return PrunedModel(stripped, report)
@@ -100,7 +116,11 @@ def training_for(model: Any, train: LabelledData, settings: PruneSettings) -> Tr
         loss, loss_source = model.loss, "the model's compiled loss"
     else:
         loss, loss_source = default_loss(model, train), "fits y"
-    loss_object = keras.losses.get(loss)
+    try:
+        loss_object = keras.losses.get(loss)
+    except ValueError:
+        raise UsageError(f"--loss '{settings.loss}' is not a Keras loss",
+                         hint="e.g. sparse_categorical_crossentropy or categorical_crossentropy") from None
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         config = keras.optimizers.serialize(optimizer)  # a fresh copy: none of the original training's state
@@ -112,13 +132,17 @@ def training_for(model: Any, train: LabelledData, settings: PruneSettings) -> Tr
         optimizer_source = "Adam"
     learning_rate = float(keras.backend.get_value(optimizer.learning_rate))
     return Training(loss_object, optimizer,
-                    f"{loss_name(loss_object)} ({loss_source}); {optimizer_source}, learning rate {learning_rate:g}")
+                    f"{loss_name(loss_object)} ({loss_source}); {optimizer_source}, learning rate {learning_rate:g}",
+                    classes=int(model.outputs[0].shape[-1] or 1))
 
 
 def default_loss(model: Any, train: LabelledData) -> Any:
-    """Cross-entropy for the labels' form; from logits unless the model's outputs are probabilities."""
+    """Cross-entropy for the labels' form (binary for one output); from logits unless the model's outputs are
+    probabilities."""
     keras = tfenv.tf_keras()
     sample = np.asarray(model(train.x[:64], training=False))
+    if sample.shape[-1] == 1:
+        return keras.losses.BinaryCrossentropy(from_logits=not bool(sample.min() >= 0 and sample.max() <= 1))
     probabilities = bool(sample.min() >= 0 and np.allclose(sample.sum(axis=-1), 1.0, atol=1e-3))
     loss_class = keras.losses.CategoricalCrossentropy if train.one_hot else keras.losses.SparseCategoricalCrossentropy
     return loss_class(from_logits=not probabilities)
@@ -130,10 +154,12 @@ def loss_name(loss: Any) -> str:
         else str(name)
 
 
-def score(model: Any, loss: Any, data: LabelledData) -> Score:
+def score(model: Any, training: Training, data: LabelledData) -> Score:
+    """Top-1 for a classifier (two or more outputs), and the loss (a loss function gives one per sample)."""
     outputs = np.asarray(model.predict(data.x, batch_size=256, verbose=0))
-    top1 = float(np.mean(outputs.argmax(axis=-1) == data.labels)) if outputs.ndim == 2 else None
-    return Score(top1=top1, loss=float(np.mean(loss(data.y, outputs))))  # a loss function gives one per sample
+    top1 = float(np.mean(outputs.argmax(axis=-1) == data.labels)) if outputs.ndim == 2 and training.classes > 1 \
+        else None
+    return Score(top1=top1, loss=float(np.mean(training.loss(training.targets(data), outputs))))
 
 
 def layer_figures(wrapped: Any, stripped: Any, reasons: dict[str, str | None],

@@ -72,7 +72,8 @@ def training_split(model: Any, request: PruneRequest) -> tuple[LabelledData, Lab
     if len(input_shape) != len(model.inputs[0].shape) - 1:
         raise UsageError(f"model '{request.model}' has an input of unknown size {list(model.inputs[0].shape)}",
                          hint="give the model a fixed input shape (keras.Input(shape=...))")
-    classes = int(model.outputs[0].shape[-1]) if model.outputs[0].shape[-1] is not None else None
+    outputs = model.outputs[0].shape[-1]
+    classes = int(outputs) if outputs is not None and outputs > 1 else None  # one output: binary, labels 0/1
     train = read_labelled(request.data, input_shape, classes)
     if request.validation is None:
         return hold_out(train, DEFAULT_VALIDATION_SHARE)

@@ -46,6 +46,9 @@ class PruneSettings:
             zeros, group = self.m_by_n
             if not 0 < zeros < group:
                 raise UsageError(f"--m-by-n {zeros}:{group}: M must be at least 1 and below N", hint="e.g. 2:4")
+            if self.initial_sparsity is not None:
+                raise UsageError("--initial-sparsity does not apply with --m-by-n (M of every N from the start)",
+                                 hint="drop one of them")
         if self.skip_layers is not None:
             try:
                 re.compile(self.skip_layers)
@@ -68,12 +71,11 @@ class PruneSettings:
         return self.skip_layers is not None and re.fullmatch(self.skip_layers, layer_name) is not None
 
     def with_sparsity(self, sparsity: float) -> "PruneSettings":
-        return PruneSettings(**{**asdict(self), "sparsity": sparsity,
-                                "initial_sparsity": None if self.initial_sparsity is None
-                                else min(self.initial_sparsity, sparsity)})
+        return PruneSettings(**{**asdict(self), "sparsity": sparsity})
 
     def to_json(self) -> dict[str, Any]:
         settings = asdict(self)
+        settings["sparsity"] = self.target_sparsity
         settings["m_by_n"] = f"{self.m_by_n[0]}:{self.m_by_n[1]}" if self.m_by_n else None
         return settings
 

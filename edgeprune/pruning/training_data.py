@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import checked_inputs, read_npz
+from ..data import checked_inputs, is_one_hot, read_npz
 from ..errors import DataError
 
 SPLIT_SEED = 0
@@ -49,7 +49,7 @@ def checked_labels(path: Path, y: np.ndarray, samples: int, num_classes: int | N
             raise DataError(f"'{path}': labels in 'y' range {int(y.min())}..{int(y.max())}, the model has "
                             f"{num_classes} classes (0..{num_classes - 1})")
         return y.astype(np.int64)
-    if y.ndim == 2 and np.issubdtype(y.dtype, np.number) and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
+    if is_one_hot(y):
         if num_classes is not None and y.shape[1] != num_classes:
             raise DataError(f"'{path}': one-hot 'y' has {y.shape[1]} columns, the model has {num_classes} classes")
         return y.astype(np.float32)

@@ -6,7 +6,7 @@ from ..bench.stats import speedup
 from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import ResultsDocument, RunRecord
 from ..results.latency import Latency
-from ..text import human_bytes, one_line
+from ..text import human_bytes, one_line, percent
 from ..variants import REFERENCE_VARIANT
 from .table import format_table
 
@@ -64,5 +64,3 @@ def ms(value: float | None) -> str | None:
     return f"{value:.4g}" if value < 1000 else f"{value:.0f}"
 
 
-def percent(value: float | None) -> str | None:
-    return None if value is None else f"{value * 100:.1f}%"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..pruning.report import PruneReport, Score
+from ..text import percent
 from .table import format_table
 
 
@@ -24,7 +25,3 @@ def score_line(report: PruneReport) -> str:
 
 def score_text(score: Score) -> str:
     return f"{score.top1:.1%}" if score.top1 is not None else f"{score.loss:.4g}"
-
-
-def percent(share: float | None) -> str | None:
-    return None if share is None else f"{share:.1%}"

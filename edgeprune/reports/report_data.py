@@ -14,7 +14,8 @@ from ..results.document import ResultsDocument, RunRecord
 from ..results.manifest import MANIFEST_FILENAME
 from ..results.sweep import SWEEP_FILENAME, read_sweep
 from ..text import human_bytes
-from .bench_table import ms, percent, percentiles_ms, speedup_text
+from ..text import percent
+from .bench_table import ms, percentiles_ms, speedup_text
 from .exports import ModelExport, model_exports, rejected_variants
 from .sweep_view import SweepView
 from .table import LongText
@@ -171,7 +172,7 @@ def sweep_beside(results_path: Path) -> SweepView | None:
     path = results_path.parent / SWEEP_FILENAME
     if not path.exists():
         return None
-    return SweepView(read_sweep(path), str(path))
+    return SweepView(read_sweep(path))
 
 
 def panel_of(run: RunRecord) -> Panel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..results.sweep import SweepDocument
-from ..text import human_bytes
+from ..text import human_bytes, percent
 from .table import format_table
 
 
@@ -30,7 +30,3 @@ def render_sweep(document: SweepDocument) -> str:
     lines.append(f"\nrecommendation: {recommendation.reason}" if recommendation.point else
                  f"\nno recommendation: {recommendation.reason}")
     return "\n".join(lines)
-
-
-def percent(share: float | None) -> str | None:
-    return None if share is None else f"{share:.1%}"

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 from ..results.sweep import Recommendation, SweepDocument, SweepPoint
 from ..text import human_bytes
 from ..variants import REFERENCE_VARIANT
-from .bench_table import ms, percent
+from ..text import percent
+from .bench_table import ms
 
 SWEEP_PARETO_MEANING = ("The Pareto front, per device: no other point on that device is both as fast (p50) and as "
                         "accurate (top-1), and better in one of them.")
@@ -48,7 +49,6 @@ class Series:
 @dataclass(frozen=True)
 class SweepView:
     document: SweepDocument
-    source: str  # the sweep.json's path, as found
 
     @property
     def recommendation(self) -> Recommendation:

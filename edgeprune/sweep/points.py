@@ -10,8 +10,7 @@ from typing import Sequence
 from ..results.document import RunRecord
 from ..results.manifest import Manifest
 from ..results.sweep import SweepPoint
-
-BASELINE_VARIANT = "fp32"
+from ..variants import REFERENCE_VARIANT
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class SweptModel:
 def sweep_points(runs: Sequence[RunRecord], models: Sequence[SweptModel], baseline: str) -> list[SweepPoint]:
     by_name = {model.name: model for model in models}
     baselines = {(run.device, run.threads, run.xnnpack): run.accuracy.top1 for run in runs
-                 if run.model == baseline and run.variant == BASELINE_VARIANT and run.ok and run.accuracy
+                 if run.model == baseline and run.variant == REFERENCE_VARIANT and run.ok and run.accuracy
                  and run.accuracy.top1 is not None}
     points = []
     for run in runs:

@@ -8,18 +8,22 @@ interrupted sweep continues where it stopped. One failed variant or device fails
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from ..bench.plan import BenchPlan
 from ..bench.run import BenchRequest, bench
 from ..convert.export import ExportRequest, export
 from ..data import read_npz
-from ..errors import UsageError
+from ..devices.inventory import Inventory
+from ..errors import EdgepruneError, UsageError
 from ..fsutil import write_json_atomic
+from ..parsing import ParseError, parse_json
 from ..hashing import file_sha256, tree_sha256
 from ..model.loading import detect_format
 from ..pruning.run import PruneRequest, check_output, prune, trainable_model
@@ -33,11 +37,16 @@ from ..results.sweep import LayerSensitivity, Sensitivity, SweepDocument, SweepS
 from ..variants import VariantSpec
 from .points import SweptModel, sweep_points
 from .recommend import recommend
-from .steps import StepStore, step_key
+from .steps import STEPS_DIR, StepStore, step_key
 
 RESULTS_FILENAME = "results.json"
 MARKER = ".edgeprune-sweep"
-STEPS_OUTPUT = "steps"  # the bench and sensitivity outputs of each step
+MODELS = "models"  # the pruned models
+EXPORTS = "exports"  # one export folder per model
+MEASUREMENTS = "measurements"  # each bench's results, each prune's report, the sensitivity ranking
+OWN_FOLDERS = (MODELS, EXPORTS, MEASUREMENTS, STEPS_DIR)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,12 @@ def check_request(request: SweepRequest) -> None:
     if outdir.is_dir() and any(outdir.iterdir()) and not (outdir / MARKER).is_file():
         raise UsageError(f"'{outdir}' holds files and is not a sweep folder (no {MARKER})",
                          hint="choose a new or empty -o folder, or the folder of an earlier sweep to resume it")
-    check_output(outdir / "models" / "check.keras")
+    for name in OWN_FOLDERS:
+        folder = outdir / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise UsageError(f"'{folder}' is not a folder of this sweep (a link or a file)",
+                             hint="remove it, or choose a new -o folder")
+    check_output(outdir / MODELS / "check.keras")
 
 
 class Sweep:
@@ -107,16 +121,18 @@ class Sweep:
         self.outdir = request.outdir
         self.store = StepStore(request.outdir)
         self.model_sha256 = tree_sha256(request.model) if request.model.is_dir() else file_sha256(request.model)
-        self.inputs = {"model": self.model_sha256, "data": file_sha256(request.data),
-                       "eval": file_sha256(request.eval),
-                       "validation": file_sha256(request.validation) if request.validation else None}
+        self.training = {"model": self.model_sha256, "data": file_sha256(request.data),
+                         "validation": file_sha256(request.validation) if request.validation else None}
+        self.eval_sha256 = file_sha256(request.eval)
+        self.inventory_sha256 = hashlib.sha256(Inventory.load(request.inventory).text.encode("utf-8")).hexdigest()
         self.steps: list[SweepStep] = []
         self.index = 0
         self.total = (int(request.sensitivity) + len(request.targets) + 2 * (len(request.targets) + 1))
         self.baseline_name = model_name(request.model, 0.0)
 
     def run(self) -> SweepDocument:
-        self.outdir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.outdir, *(self.outdir / name for name in OWN_FOLDERS)):
+            folder.mkdir(parents=True, exist_ok=True)
         (self.outdir / MARKER).touch()
         document = SweepDocument.new(self.settings_json())
         settings = self.request.prune
@@ -125,125 +141,153 @@ class Sweep:
             if self.request.auto_skip and document.sensitivity.suggested_skip:
                 settings = replace(settings, skip_layers=skip_pattern(settings.skip_layers,
                                                                       document.sensitivity.suggested_skip))
+                document.settings["prune"] = settings.to_json()
         models = [self.exported(self.request.model, self.baseline_name, 0.0, self.model_sha256)]
         for target in self.request.targets:
-            pruned_path, sha256, report = self.pruned(settings.with_sparsity(target))
+            pruned_path, report = self.pruned(settings.with_sparsity(target))
             document.prunes.append(report)
-            models.append(self.exported(pruned_path, model_name(self.request.model, target), target, sha256))
+            models.append(self.exported(pruned_path, model_name(self.request.model, target), target,
+                                        file_sha256(pruned_path)))
         results = [self.benched(model) for model in models]
         merged = merge_results(results, self.request)
-        write_results(self.outdir / RESULTS_FILENAME, merged)
         document.points = sweep_points(merged.runs, models, self.baseline_name)
         document.recommendation = recommend(document.points, self.request.max_top1_drop, self.request.devices[0])
         document.steps = self.steps
         document.write(self.outdir)
+        write_results(self.outdir / RESULTS_FILENAME, merged)
         return document
 
     def settings_json(self) -> dict:
         request = self.request
         return {
-            "model": str(request.model), "model_sha256": self.inputs["model"],
-            "data": str(request.data), "data_sha256": self.inputs["data"],
-            "eval": str(request.eval), "eval_sha256": self.inputs["eval"],
+            "model": str(request.model), "model_sha256": self.model_sha256,
+            "data": str(request.data), "data_sha256": self.training["data"],
+            "validation": str(request.validation) if request.validation else None,
+            "validation_sha256": self.training["validation"],
+            "eval": str(request.eval), "eval_sha256": self.eval_sha256,
             "targets": list(request.targets), "prune": request.prune.to_json(),
+            "sensitivity": request.sensitivity, "auto_skip": request.auto_skip,
             "variants": [spec.name for spec in request.variants] if request.variants else None,
             "calibration": str(request.calibration) if request.calibration else None,
             "devices": list(request.devices), "bench": request.plan.to_json(),
             "max_top1_drop": request.max_top1_drop,
         }
 
-    def step(self, step: str, subject: str, key: str, work: Callable[[], None], reuse: bool) -> None:
+    def step(self, step: str, subject: str, key: str, outputs: list[Path], work: Callable[[], bool],
+             load: Callable[[], T]) -> T:
+        """Reuse a step that finished before, when its outputs are intact and read back; else run ``work``, which
+        writes ``outputs`` and says whether they are final (a bench with a failed run is not: it runs again)."""
         self.index += 1
         started = time.perf_counter()
-        if not reuse:
-            self.on_step(StepEvent(self.index, self.total, step, subject, "started"))
-            work()
+        if self.store.finished(key, outputs):
+            try:
+                result = load()
+            except (EdgepruneError, KeyError, TypeError, ValueError):  # outputs edited into something else
+                log.debug("%s %s: its earlier outputs do not read back; running it again", step, subject,
+                          exc_info=True)
+            else:
+                self.record(step, subject, key, started, reused=True)
+                return result
+        self.on_step(StepEvent(self.index, self.total, step, subject, "started"))
+        if work():
+            self.store.finish(key, outputs)
+        result = load()
+        self.record(step, subject, key, started, reused=False)
+        return result
+
+    def record(self, step: str, subject: str, key: str, started: float, *, reused: bool) -> None:
         seconds = round(time.perf_counter() - started, 3)
-        self.steps.append(SweepStep(step, subject, key, reuse, seconds))
-        self.on_step(StepEvent(self.index, self.total, step, subject, "reused" if reuse else "done", seconds))
+        self.steps.append(SweepStep(step, subject, key, reused, seconds))
+        self.on_step(StepEvent(self.index, self.total, step, subject, "reused" if reused else "done", seconds))
 
     def sensitivity(self) -> Sensitivity:
         target = max(self.request.targets)
         settings = self.request.prune
-        key = step_key("sensitivity", **self.inputs, sparsity=target, skip=settings.skip_layers,
-                       policy=settings.policy, m_by_n=settings.m_by_n)
-        record = self.store.finished(key)
-        outcome: list[Sensitivity] = []
+        key = step_key("sensitivity", model=self.model_sha256, eval=self.eval_sha256, sparsity=target,
+                       skip=settings.skip_layers, policy=settings.policy, m_by_n=settings.m_by_n)
+        output = self.outdir / MEASUREMENTS / f"sensitivity-{key[:16]}.json"
 
-        def work() -> None:
+        def work() -> bool:
             model = trainable_model(self.request.model, self.request.trust_model_code).model
             data = read_labelled(self.request.eval, tuple(model.inputs[0].shape[1:]), model.outputs[0].shape[-1])
             top1, drops = layer_sensitivity(model, data, settings, target)
-            layers = [LayerSensitivity(name, kind, round(drop, 4)) for name, kind, drop in drops]
-            result = Sensitivity(target, str(self.request.eval), top1, layers,
-                                 [layer.layer for layer in layers if layer.top1_drop > self.request.max_top1_drop])
-            path = self.outdir / STEPS_OUTPUT / f"sensitivity-{key[:16]}.json"
-            write_json_atomic(path, result.to_json(), what="sensitivity")
-            self.store.finish(key, [path], sensitivity=result.to_json())
-            outcome.append(result)
+            ranking = {"sparsity": target, "data": str(self.request.eval), "top1": top1,
+                       "layers": [{"layer": name, "kind": kind, "top1_drop": round(drop, 4)}
+                                  for name, kind, drop in drops]}
+            write_json_atomic(output, ranking, what="sensitivity")
+            return True
 
-        self.step("sensitivity", self.baseline_name, key, work, reuse=record is not None)
-        return outcome[0] if outcome else Sensitivity.from_json(record["sensitivity"])
+        def load() -> Sensitivity:
+            ranking = read_json(output)
+            layers = [LayerSensitivity(**layer) for layer in ranking["layers"]]
+            # From the ranking each time: the threshold is not part of the step.
+            suggested = [layer.layer for layer in layers if layer.top1_drop > self.request.max_top1_drop]
+            return Sensitivity(float(ranking["sparsity"]), str(ranking["data"]), float(ranking["top1"]), layers,
+                               suggested)
 
-    def pruned(self, settings: PruneSettings) -> tuple[Path, str, dict]:
+        return self.step("sensitivity", self.baseline_name, key, [output], work, load)
+
+    def pruned(self, settings: PruneSettings) -> tuple[Path, dict[str, Any]]:
         name = model_name(self.request.model, settings.sparsity)
-        output = self.outdir / "models" / f"{name}.keras"
-        key = step_key("prune", **self.inputs, settings=settings.to_json())
-        record = self.store.finished(key)
-        reports: list[dict] = []
+        output = self.outdir / MODELS / f"{name}.keras"
+        report_file = self.outdir / MEASUREMENTS / f"prune-{name}.json"
+        key = step_key("prune", **self.training, settings=settings.to_json())
 
-        def work() -> None:
+        def work() -> bool:
             pruned = prune(PruneRequest(self.request.model, self.request.data, output, settings,
                                         validation=self.request.validation,
                                         trust_model_code=self.request.trust_model_code), verbose=0,
                            on_epoch=lambda epoch, logs: self.on_detail(
                                f"{name}: epoch {epoch + 1}/{settings.epochs}, loss {logs.get('loss', float('nan')):.4f}"))
-            report = pruned.report.to_json() | {"output": output.relative_to(self.outdir).as_posix()}
-            self.store.finish(key, [output], report=report)
-            reports.append(report)
+            report = pruned.report.to_json() | {"output": self.store.relative(output)}
+            write_json_atomic(report_file, report, what="prune report")
+            return True
 
-        self.step("prune", name, key, work, reuse=record is not None)
-        report = reports[0] if reports else record["report"]
-        return output, file_sha256(output), report
+        def load() -> dict[str, Any]:
+            report = read_json(report_file)
+            if not isinstance(report.get("layers"), list):
+                raise ValueError("not a prune report")
+            return report
+
+        return output, self.step("prune", name, key, [output, report_file], work, load)
 
     def exported(self, model: Path, name: str, sparsity: float, model_sha256: str) -> SweptModel:
-        folder = self.outdir / "exports" / name
+        folder = self.outdir / EXPORTS / name
         key = step_key("export", model=model_sha256, calibration=file_sha256(self.request.calibration)
                        if self.request.calibration else None,
                        variants=[spec.name for spec in self.request.variants] if self.request.variants else None)
-        record = self.store.finished(key)
 
-        def work() -> None:
+        def work() -> bool:
             export(ExportRequest(model, folder, self.request.variants, self.request.calibration,
                                  trust_model_code=self.request.trust_model_code),
                    progress=lambda message: self.on_detail(f"{name}: {message}"))
-            self.store.finish(key, [folder / MANIFEST_FILENAME])
+            return True
 
-        self.step("export", name, key, work, reuse=record is not None)
-        return SweptModel(name, sparsity, read_manifest(folder), folder.relative_to(self.outdir))
+        def load() -> SweptModel:
+            manifest = read_manifest(folder)
+            for record in manifest.deliverables():  # the variants as exported, or the export runs again
+                if file_sha256(folder / record.file) != record.sha256:
+                    raise ValueError(f"{record.file} changed since the export")
+            return SweptModel(name, sparsity, manifest, folder.relative_to(self.outdir))
+
+        return self.step("export", name, key, [folder / MANIFEST_FILENAME], work, load)
 
     def benched(self, model: SweptModel) -> ResultsDocument:
         request = self.request
-        manifest_path = self.outdir / model.folder / MANIFEST_FILENAME
-        output = self.outdir / STEPS_OUTPUT / f"bench-{model.name}.json"
-        key = step_key("bench", manifest=file_sha256(manifest_path), eval=self.inputs["eval"],
-                       devices=list(request.devices), plan=request.plan.to_json())
-        record = self.store.finished(key)
-        benched: list[ResultsDocument] = []
+        output = self.outdir / MEASUREMENTS / f"bench-{model.name}.json"
+        key = step_key("bench", manifest=file_sha256(self.outdir / model.folder / MANIFEST_FILENAME),
+                       eval=self.eval_sha256, devices=list(request.devices), inventory=self.inventory_sha256,
+                       plan=request.plan.to_json())
 
-        def work() -> None:
+        def work() -> bool:
             document = bench(BenchRequest(
                 paths=[self.outdir / model.folder], plan=request.plan, devices=request.devices, output=output,
                 inventory=request.inventory, accept_new_host_key=request.accept_new_host_key,
                 data=[request.eval], trust_model_code=request.trust_model_code,
             ), lambda device, message: self.on_detail(f"[{device}] {message}"))
-            if all(run.ok for run in document.runs):  # a failed run is measured again on the next sweep
-                self.store.finish(key, [output])
-            benched.append(document)
+            return all(run.ok for run in document.runs)
 
-        self.step("bench", model.name, key, work, reuse=record is not None)
-        return benched[0] if benched else read_results(output)
-
+        return self.step("bench", model.name, key, [output], work, lambda: read_results(output))
 
 
 def model_name(model: Path, sparsity: float) -> str:
@@ -270,3 +314,14 @@ def write_results(path: Path, document: ResultsDocument) -> None:
     payload = document.to_json()
     check_document(payload, RESULTS_SCHEMA, str(path))
     write_json_atomic(path, payload, what="results file")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object this sweep wrote; anything else is a ValueError (the step then runs again)."""
+    try:
+        document = parse_json(path.read_bytes())
+    except (OSError, ParseError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return document

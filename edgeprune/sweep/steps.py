@@ -32,24 +32,27 @@ class StepStore:
         self.sweep_dir = sweep_dir
         self.folder = sweep_dir / STEPS_DIR
 
-    def finished(self, key: str) -> dict[str, Any] | None:
-        """The step's record when its output is still what it wrote, else None."""
+    def finished(self, key: str, outputs: list[Path]) -> bool:
+        """Whether the step ran to its end before and left exactly ``outputs``, each still as it wrote it."""
         try:
             record = parse_json((self.folder / f"{key}.json").read_bytes())
         except (OSError, ParseError):
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict):
-            return None
-        for relative, sha256 in record["outputs"].items():
+            return False
+        recorded = record.get("outputs") if isinstance(record, dict) else None
+        if not isinstance(recorded, dict) or set(recorded) != {self.relative(path) for path in outputs}:
+            return False
+        for relative, sha256 in recorded.items():
             output = self.inside(relative)
             if output is None or not isinstance(sha256, str) or not output.is_file() or file_sha256(output) != sha256:
-                return None
-        return record
+                return False
+        return True
 
-    def finish(self, key: str, outputs: list[Path], **details: Any) -> None:
-        record = {"outputs": {path.relative_to(self.sweep_dir).as_posix(): file_sha256(path) for path in outputs},
-                  **details}
+    def finish(self, key: str, outputs: list[Path]) -> None:
+        record = {"outputs": {self.relative(path): file_sha256(path) for path in outputs}}
         write_json_atomic(self.folder / f"{key}.json", record, what="sweep step record")
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.sweep_dir).as_posix()
 
     def inside(self, relative: Any) -> Path | None:
         """``SWEEPDIR/relative`` if it is a path that stays inside SWEEPDIR, else None."""
