@@ -18,8 +18,8 @@ from .text import one_line
 
 DESCRIPTION = """\
 Take a Keras model to an ARM board and measure what pruning and quantization buy: prune it (or sweep several
-sparsities to find the one worth shipping), export validated TFLite variants, inspect their sparsity and MACs, bench
-them on devices over SSH, gate a release on the results and report them."""
+sparsities to find the one worth shipping), export validated TFLite variants, inspect their sparsity and MACs,
+bench them on devices over SSH, gate a release on the results and report them."""
 EPILOG = "Run 'edgeprune COMMAND --help' for a command's options. Exit status: 0 ok, 1 failed runs/checks/" \
          "variants, 2 unusable input, 130 interrupted, 143 terminated."
 
