@@ -113,7 +113,8 @@ def floor_lines(axes: Axes, floors: list[float], view: SweepView) -> list[Artist
     lines = [axes.axhline(100 * floor, color=FLOOR_COLOUR, linestyle="--", linewidth=1, zorder=1) for floor in floors]
     if not lines:
         return []
-    lines[0].set_label(f"top-1 floor: unpruned fp32 - {view.max_top1_drop:g} points")
+    drop = view.max_top1_drop
+    lines[0].set_label(f"top-1 floor: unpruned fp32 - {drop:g} point{'' if drop == 1 else 's'}")
     return lines[:1]
 
 
