@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from pathlib import Path
 from typing import Any
+
+from .errors import UsageError
 
 
 class ParseError(ValueError):
@@ -59,3 +62,16 @@ def decode_utf8(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParseError(f"not UTF-8 text (byte {exc.start})") from None
+
+
+def read_json_document(path: Path, what: str, *, missing_hint: str) -> Any:
+    """The JSON in ``path``; a missing, unreadable or malformed file is one UsageError naming ``what`` and the
+    path (``results file 'r.json' does not exist``)."""
+    try:
+        return parse_json(Path(path).read_bytes())
+    except FileNotFoundError as exc:
+        raise UsageError(f"{what} '{path}' does not exist", hint=missing_hint) from exc
+    except OSError as exc:
+        raise UsageError(f"{what} '{path}' cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    except ParseError as exc:
+        raise UsageError(f"{what} '{path}' is not valid JSON ({exc})") from None

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
-from ..parsing import ParseError, parse_json
+from ..parsing import read_json_document
 from .accuracy_figures import AccuracyFigures
 from .latency import Latency
 from .schema import RESULTS_SCHEMA, check_document
@@ -169,14 +169,7 @@ def without_non_finite(value: Any) -> Any:
 
 def read_results(path: Path) -> ResultsDocument:
     """Read a results document; every problem names the file and, where it can, the run and key."""
-    try:
-        document = parse_json(Path(path).read_bytes())
-    except FileNotFoundError as exc:
-        raise UsageError(f"results file '{path}' does not exist", hint="run edgeprune bench -o FILE first") from exc
-    except OSError as exc:
-        raise UsageError(f"results file '{path}' cannot be read ({exc.strerror or type(exc).__name__})") from exc
-    except ParseError as exc:
-        raise UsageError(f"results file '{path}' is not valid JSON ({exc})") from None
+    document = read_json_document(path, "results file", missing_hint="run edgeprune bench -o FILE first")
     return results_from_json(document, str(path))
 
 

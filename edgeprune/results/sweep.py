@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from .. import __version__
 from ..errors import UsageError
 from ..fsutil import write_json_atomic
-from ..parsing import ParseError, parse_json
+from ..parsing import read_json_document
 from .schema import SWEEP_SCHEMA, check_document
 
 SWEEP_KIND = "edgeprune.sweep"
@@ -122,14 +122,7 @@ class SweepDocument:
 
 
 def read_sweep(path: Path) -> SweepDocument:
-    try:
-        document = parse_json(Path(path).read_bytes())
-    except FileNotFoundError as exc:
-        raise UsageError(f"sweep document '{path}' does not exist", hint="run edgeprune sweep first") from exc
-    except OSError as exc:
-        raise UsageError(f"sweep document '{path}' cannot be read ({exc.strerror or type(exc).__name__})") from exc
-    except ParseError as exc:
-        raise UsageError(f"sweep document '{path}' is not valid JSON ({exc})") from None
+    document = read_json_document(path, "sweep document", missing_hint="run edgeprune sweep first")
     if not isinstance(document, dict) or document.get("kind") != SWEEP_KIND:
         raise UsageError(f"{path}: not an edgeprune sweep document (key 'kind' is not '{SWEEP_KIND}')")
     if document.get("schema_version") != SWEEP_SCHEMA_VERSION:
