@@ -53,6 +53,17 @@ class ConversionError(EdgepruneError):
     """The TFLite converter failed for a variant."""
 
 
+class HistoryError(EdgepruneError):
+    """The results history (a SQLite file or a PostgreSQL server) cannot be opened, read or written. The message
+    shows the database without its password."""
+
+    exit_code = EXIT_USAGE
+
+
+class TrackingError(EdgepruneError):
+    """An MLflow tracking server refused or could not take a bench's runs."""
+
+
 class DeviceError(EdgepruneError):
     """A device could not be reached or used. ``device`` names it.
 

@@ -14,7 +14,8 @@ sudo_if_needed() {
 }
 
 install_system_packages() {
-  local wanted=(openssh-server openssh-client chromium qemu-user-static binfmt-support debootstrap zstd iproute2)
+  local wanted=(openssh-server openssh-client chromium qemu-user-static binfmt-support debootstrap zstd iproute2
+                postgresql)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

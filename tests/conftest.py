@@ -5,6 +5,8 @@ from fixtures.models import digits_export, isolated_cwd, mobilenet_export, tiny_
 from fixtures.devices import bench_device  # noqa: F401
 from fixtures.board import board_home, emulated_board  # noqa: F401
 from fixtures.labgrid_farm import labgrid_farm  # noqa: F401
+from fixtures.postgres import postgres_history, postgres_server  # noqa: F401
+from fixtures.mlflow_server import mlflow_server  # noqa: F401
 
 # The Ctrl-C tests send SIGINT to the commands they start. A suite started in the background by a script (nohup,
 # `cmd &` in a shell without job control, some CI runners) inherits SIGINT ignored, and an ignored signal stays

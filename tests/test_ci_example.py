@@ -21,19 +21,21 @@ def run_scripts() -> list[str]:
 
 
 def edgeprune_commands() -> list[list[str]]:
-    """Each ``edgeprune ...`` command line of the run scripts, continuation lines joined, shell tails cut off."""
+    """Each ``edgeprune ...`` command of the run scripts, at a line's start or in a ``$(...)``, continuation lines
+    joined, shell tails cut off."""
     commands = []
     for script in run_scripts():
         for line in script.replace("\\\n", " ").splitlines():
             line = re.sub(r"\$\{\{[^}]*\}\}", "X", line.strip())  # GitHub expressions
-            if line.startswith("edgeprune "):
-                words = shlex.split(line.split(" || ")[0])
+            for command in re.findall(r"(?:^|\$\()(edgeprune [^)]*)", line):
+                words = shlex.split(command.split(" || ")[0])
                 commands.append([re.sub(r"\$(\w+)", r"\1", word) for word in words[1:]])
     return commands
 
 
 def test_the_example_runs_every_step_of_the_pipeline() -> None:
-    assert [command[0] for command in edgeprune_commands()] == ["export", "devices", "bench", "gate", "report"]
+    assert [command[0] for command in edgeprune_commands()] == ["export", "devices", "bench", "history", "gate",
+                                                                   "history", "report"]
 
 
 @pytest.mark.parametrize("command", edgeprune_commands(), ids=lambda command: command[0])

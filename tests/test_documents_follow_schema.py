@@ -14,7 +14,8 @@ import pytest
 
 from edgeprune.cli import main
 from edgeprune.results.document import read_results
-from edgeprune.results.history import History
+from edgeprune.history.location import parse_location
+from edgeprune.history.store import History
 from edgeprune.results.manifest import read_manifest
 from fixtures.models import MODELS
 from test_schemas import schema
@@ -74,7 +75,8 @@ def test_a_bench_with_accuracy_and_its_history_follow_the_schema(capsys, bench_d
     rows = [json.loads(record) for (record,) in history.execute("SELECT record FROM runs WHERE bench_id = ?",
                                                                  (bench_id,))]
     assert_follows_schema({**json.loads(header), "runs": rows}, "results.schema.json")
-    assert History(Path(".edgeprune")).load(bench_id).runs == read_results(Path("results.json")).runs
+    stored = History(parse_location(".edgeprune", "--history")).load(bench_id)
+    assert stored.runs == read_results(Path("results.json")).runs
 
 
 def test_a_bench_with_failed_runs_follows_the_schema(capsys, isolated_cwd, digits_export) -> None:

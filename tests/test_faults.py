@@ -467,12 +467,13 @@ HISTORY_WRITER = """
 import sys, time
 from pathlib import Path
 from edgeprune.results.document import ResultsDocument, RunRecord
-from edgeprune.results.history import History
+from edgeprune.history.location import parse_location
+from edgeprune.history.store import History
 
 folder, start, runs = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 while time.time() < start:  # every writer opens the new history file at the same instant
     pass
-history = History(folder)
+history = History(parse_location(str(folder), "--history"))
 bench_id = history.start_bench(ResultsDocument.new({}), None)
 for index in range(runs):
     history.add_run(bench_id, RunRecord(device="d", model="m", variant=f"v{index}", model_sha256=None,

@@ -22,7 +22,8 @@ from edgeprune.gate.selection import GateInputs
 from edgeprune.gate.summary import markdown_summary
 from edgeprune.toml_lines import line_of, split_dotted_key
 from edgeprune.results.document import STATUS_FAILED, ResultsDocument, RunRecord
-from edgeprune.results.history import History
+from edgeprune.history.location import parse_location
+from edgeprune.history.store import History
 
 POLICY = Path("policy.toml")
 
@@ -347,7 +348,7 @@ def test_cli_fails_with_exit_1_and_writes_junit_and_step_summary(isolated_cwd, c
      "results file 'missing.json' does not exist"),
     (["gate", "results.json", "--policy", "bad.toml"], "bad.toml:1: unknown top-level key 'budget'"),
     (["gate", "results.json", "--policy", "policy.toml", "--baseline", "history:main"],
-     "--baseline history:main: no results history in '.edgeprune'"),
+     "no results history at '.edgeprune/history.sqlite'"),
 ])
 def test_cli_unusable_inputs_exit_2(isolated_cwd, capsys, argv, message):
     write_inputs("[defaults]\nmax_regression_pct = 5\n")
@@ -358,7 +359,7 @@ def test_cli_unusable_inputs_exit_2(isolated_cwd, capsys, argv, message):
 
 
 def record_in_history(folder: Path, label: str | None, document: ResultsDocument) -> None:
-    history = History(folder)
+    history = History(parse_location(str(folder), "--history"))
     try:
         document.label = label
         bench_id = history.start_bench(document, None)

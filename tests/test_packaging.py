@@ -1,5 +1,5 @@
 """What a user installs: a wheel built from the sdist (as PyPI builds and pip installs it) carries the board
-runner and the document schemas as plain files."""
+runner, the document schemas and the history's migrations as plain files."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from edgeprune.board.runner import runner_script
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = ["edgeprune/device_scripts/edgeprune_runner.py", "edgeprune/results/schemas/results.schema.json",
-           "edgeprune/results/schemas/manifest.schema.json"]
+           "edgeprune/results/schemas/manifest.schema.json", "edgeprune/history/migrations/env.py",
+           *(str(path.relative_to(REPO)) for path in (REPO / "edgeprune/history/migrations/versions").glob("*.py"))]
 
 
 @pytest.mark.slow
-def test_a_wheel_built_from_the_sdist_ships_the_runner_and_the_schemas(tmp_path):
+def test_a_wheel_built_from_the_sdist_ships_the_runner_the_schemas_and_the_migrations(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "dist"), str(REPO)],
                    check=True, capture_output=True)
     [sdist] = (tmp_path / "dist").glob("edgeprune-*.tar.gz")

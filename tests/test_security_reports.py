@@ -32,7 +32,8 @@ from edgeprune.image_folder import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, load_imag
 from edgeprune.reports import plots
 from edgeprune.reports.report_data import LayerSparsity, ModelSparsity
 from edgeprune.results.document import ResultsDocument, RunRecord
-from edgeprune.results.history import History
+from edgeprune.history.location import parse_location
+from edgeprune.history.store import History
 from fixtures.models import convert
 
 # Mathtext that does not parse, HTML and a comment, a Markdown link and image, a table cell and row break, a
@@ -284,7 +285,7 @@ def test_a_crafted_policy_is_one_line(isolated_cwd, capsys, policy, message):
 # --- baselines from the history ------------------------------------------------------------------------------
 
 def record(folder: Path, label: str | None, p50: float) -> int:
-    history = History(folder)
+    history = History(parse_location(str(folder), "--history"))
     try:
         results = ResultsDocument(created="2025-01-01T00:00:00+00:00", settings={}, label=label,
                                   runs=[run("fp32", samples=[p50 * factor for factor in (0.99, 1.0, 1.01) * 20])])
@@ -352,7 +353,7 @@ def test_a_crafted_history_row_is_one_line(isolated_cwd, capsys):
 
     Path(".edgeprune/history.sqlite").write_bytes(b"not a database" * 100)
     code, _, err = cli(capsys, "gate", "results.json", "--policy", "policy.toml", "--baseline", "history:main")
-    assert code == 2 and "results history '.edgeprune/history.sqlite' cannot be opened" in one_error_line(err)
+    assert code == 2 and "results history .edgeprune/history.sqlite cannot be opened: file is not a database" in one_error_line(err)
 
 
 # --- image folders: the header is read before anything is decoded ----------------------------------------------

@@ -16,12 +16,14 @@ from typing import Any, Sequence
 from ..accuracy.reference import ModelAccuracyPlan, plan_accuracy
 from ..devices.base import Device
 from ..devices.inventory import LOCAL, Inventory
-from ..errors import EdgepruneError, UsageError
+from ..errors import EdgepruneError, HistoryError, UsageError
+from ..history.location import HistoryLocation
 from ..image_folder import DEFAULT_IMAGE_RANGE, is_image_folder
 from ..results.document import ResultsDocument, ResultsWriter
-from ..results.history import History
+from ..results.provenance import collect_provenance
 from ..results.output_claim import ResultsFileClaim
 from .failed_runs import fail_refused, fail_unopened
+from .history_recorder import HistoryRecorder
 from .plan import BenchPlan
 from .progress import Progress
 from .session import DeviceBench
@@ -39,6 +41,14 @@ class BenchInterrupted(KeyboardInterrupt):
         self.document = document
 
 
+class BenchNotRecorded(HistoryError):
+    """The bench is measured and its results file written, but the results history failed to take it."""
+
+    def __init__(self, document: ResultsDocument, error: HistoryError) -> None:
+        super().__init__(error.message, hint=error.hint)
+        self.document = document
+
+
 @dataclass(frozen=True)
 class BenchRequest:
     paths: Sequence[Path]
@@ -48,7 +58,7 @@ class BenchRequest:
     tags: Sequence[str] = ()
     output: Path | None = None
     label: str | None = None
-    history_dir: Path | None = None
+    history: HistoryLocation | None = None
     inventory: Path | None = None
     accept_new_host_key: bool = False
     data: Sequence[Path] = ()
@@ -75,22 +85,22 @@ def bench(request: BenchRequest, progress: Progress) -> ResultsDocument:
         devices, unopened = open_devices(inventory, request)
         names = [*unopened, *(device.name for device in devices)]
         document = ResultsDocument.new({**request.plan.to_json(), "devices": names}, label=request.label)
-        history: History | None = None
-        bench_id: int | None = None
+        document.provenance = collect_provenance(Path.cwd())
+        recorder: HistoryRecorder | None = None
         try:
-            # Both outputs open before either records anything: a failing one leaves no trace in the other.
-            history = History(request.history_dir) if request.history_dir else None
-            writer = ResultsWriter(document, request.output,
-                                   on_run=(lambda _doc, run: history.add_run(bench_id, run)) if history else None)
-            bench_id = history.start_bench(document, request.output) if history else None
+            # Both outputs open before either records anything: a history folder that cannot be made leaves no
+            # results file behind.
+            recorder = HistoryRecorder(request.history)
+            writer = ResultsWriter(document, request.output, on_run=recorder.add_run)
+            recorder.start(document, request.output)
             run_on_devices(targets, devices, request.plan, writer, progress, accuracy_plans, unopened, refused)
         finally:
-            if history and bench_id is not None:
-                history.update_header(bench_id, document)  # also for an interrupted bench: its devices' state
+            if recorder is not None:
+                recorder.finish(document)
             for device in devices:
                 device.close()
-            if history:
-                history.close()
+    if recorder.error is not None:
+        raise BenchNotRecorded(document, recorder.error)
     return document
 
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..devices.base import DEFAULT_LOCK_TIMEOUT_S
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from .options import (MAX_COUNT, MAX_SECONDS, RUNTIME_CHOICES, add_device_options, add_trust_model_code_option,
-                      number, positive_int, thread_counts, variant_choice, whole_number)
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TrackingError
+from ..text import one_line
+from .options import (MAX_COUNT, MAX_SECONDS, RUNTIME_CHOICES, add_device_options, add_history_option,
+                      add_trust_model_code_option, number, positive_int, thread_counts, variant_choice, whole_number)
+
+if TYPE_CHECKING:
+    from ..results.document import ResultsDocument
 
 MAX_ROUNDS = 1000
 MAX_MIN_SECONDS = 3600.0
@@ -52,8 +58,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                             "--image-range=-1:1 (the '=' keeps a negative LOW from reading as an option)")
     bench.add_argument("--reference", type=Path, help="Keras model to compare outputs with (default: the export's source)")
     bench.add_argument("--label", help="name this run in the results history (for gate --baseline history:LABEL)")
-    bench.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
+    add_history_option(bench)
     bench.add_argument("--no-history", action="store_true", help="do not record this run in the history")
+    bench.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                       help="also log the bench as an MLflow run, a nested run per measurement (URI default: "
+                            "$MLFLOW_TRACKING_URI; needs edgeprune[mlflow]); write --mlflow=URI before the paths")
     add_device_options(bench)
     add_trust_model_code_option(bench)  # for --reference, or the source model an export's manifest names
     bench.set_defaults(handler=run)
@@ -72,11 +81,13 @@ def value_range(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench.run import BenchInterrupted, BenchRequest, bench
+    from ..bench.run import BenchInterrupted, BenchNotRecorded, BenchRequest, bench
     from ..bench.plan import BenchPlan
     from ..reports.bench_table import render_bench
-    from ..results.history import DEFAULT_HISTORY_DIR
+    from ..history.location import history_location
 
+    # Checked before anything is measured: a bench must not run for an hour to find its tracking URI missing.
+    mlflow_uri = resolve_mlflow_uri(args.mlflow) if args.mlflow is not None else None
     plan = BenchPlan(
         runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds, rounds=args.rounds,
         threads=args.threads or (), xnnpack_modes={"on": (True,), "off": (False,), "both": (True, False)}[args.xnnpack],
@@ -84,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     )
     request = BenchRequest(
         paths=args.paths, plan=plan, variants=args.variants.names if args.variants else None, devices=args.device, tags=args.tag, output=args.output, label=args.label,
-        history_dir=None if args.no_history else (args.history or DEFAULT_HISTORY_DIR), inventory=args.inventory,
+        history=None if args.no_history else history_location(args.history), inventory=args.inventory,
         accept_new_host_key=args.accept_new_host_key, data=args.data, reference=args.reference,
         image_range=args.image_range, trust_model_code=args.trust_model_code,
     )
@@ -92,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(device: str, message: str) -> None:
         print(f"[{device}] {message}", file=sys.stderr, flush=True)
 
+    not_recorded: BenchNotRecorded | None = None
     try:
         document = bench(request, progress)
+    except BenchNotRecorded as missed:
+        document, not_recorded = missed.document, missed
     except BenchInterrupted as interrupted:
         runs = interrupted.document.runs
         unfinished = sum(1 for run in runs if run.rounds and run.rounds["done"] < run.rounds["planned"])
@@ -109,4 +123,26 @@ def run(args: argparse.Namespace) -> int:
     failed = [run for run in document.runs if not run.ok]
     for run in failed:
         print(f"edgeprune: {run.device} {run.model}/{run.variant}: {run.error}", file=sys.stderr)
-    return EXIT_FAILED if failed else EXIT_OK
+    if not_recorded is not None:
+        print(f"edgeprune: error: {one_line(not_recorded)}; {args.output} is written, record it later with "
+              f"edgeprune history record {args.output}", file=sys.stderr)
+    tracked = mlflow_uri is None or log_to_mlflow(document, args.output, mlflow_uri)
+    return EXIT_FAILED if failed or not_recorded or not tracked else EXIT_OK
+
+
+def resolve_mlflow_uri(option: str) -> str:
+    from ..tracking.mlflow_uri import resolve_tracking_uri
+
+    return resolve_tracking_uri(option, os.environ)
+
+
+def log_to_mlflow(document: ResultsDocument, results_path: Path, uri: str) -> bool:
+    """Log the bench to MLflow; a server that refuses it costs the MLflow run only, never the results file."""
+    from ..tracking.mlflow_bench import log_bench
+
+    try:
+        print(log_bench(document, results_path, uri))
+    except TrackingError as exc:
+        print(f"edgeprune: error: {one_line(exc)}; {results_path} is written", file=sys.stderr)
+        return False
+    return True

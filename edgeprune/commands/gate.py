@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..fsutil import os_reason, write_bytes_atomic
+from .options import add_history_option
 
 SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY"
 
@@ -20,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     gate.add_argument("--policy", type=Path, required=True, help="policy TOML file (see docs/gate.md)")
     gate.add_argument("--baseline", help="results file, or history:LABEL for a labelled bench in the history, to "
                                          "check regressions against")
-    gate.add_argument("--history", type=Path, default=None, help="results history folder (default .edgeprune)")
+    add_history_option(gate)
     gate.add_argument("--junit", type=Path, help="also write JUnit XML, one testcase per check")
     gate.set_defaults(handler=run)
 
@@ -34,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from ..gate.selection import GateInputs
     from ..gate.summary import markdown_summary
     from ..results.document import read_results
-    from ..results.history import DEFAULT_HISTORY_DIR
+    from ..history.location import history_location
 
     policy = read_policy(args.policy)
     results = read_results(args.results)
-    baseline, baseline_name = (load_baseline(args.baseline, args.history or DEFAULT_HISTORY_DIR) if args.baseline
+    baseline, baseline_name = (load_baseline(args.baseline, history_location(args.history)) if args.baseline
                                else (None, None))
     report = evaluate(GateInputs(policy, results, str(args.results), baseline, baseline_name))
     if baseline is not None and not any(BUDGET_KINDS[key].reference == "baseline" for key in policy.budget_keys()):

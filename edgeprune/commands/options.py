@@ -91,3 +91,9 @@ def add_trust_model_code_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--trust-model-code", action="store_true",
                          help="load Keras models that carry Python code (Lambda layers, custom objects): "
                               "loading runs that code, so only for models from a source you trust")
+
+
+def add_history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history", metavar="FOLDER|URL", default=None,
+                        help="results history: a folder (FOLDER/history.sqlite), sqlite:///PATH or "
+                             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (default $EDGEPRUNE_HISTORY, else .edgeprune)")

@@ -10,19 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from ..text import one_line, shorten
+from ..history.location import HistoryLocation
+from ..history.store import BenchRow, History, open_existing
 from ..results.document import ResultsDocument, read_results
-from ..results.history import HISTORY_FILENAME, BenchRow, History
+from ..text import one_line, shorten
 
 HISTORY_PREFIX = "history:"
 BY_ID = "id="
 BY_LABEL = "label="
 LABEL_HINT = "name a run with edgeprune bench --label LABEL"
 MAX_LABELS_SHOWN = 8
-MAX_ID_DIGITS = 18  # within SQLite's 64-bit INTEGER
+MAX_ID_DIGITS = 18  # within the 64-bit ids of SQLite and PostgreSQL
 
 
-def load_baseline(spec: str, history_dir: Path) -> tuple[ResultsDocument, str]:
+def load_baseline(spec: str, location: HistoryLocation) -> tuple[ResultsDocument, str]:
     """The baseline document and the name messages call it by."""
     if not spec.startswith(HISTORY_PREFIX):
         return read_results(Path(spec)), spec
@@ -30,14 +31,10 @@ def load_baseline(spec: str, history_dir: Path) -> tuple[ResultsDocument, str]:
     if reference in ("", BY_ID, BY_LABEL):
         raise UsageError(f"--baseline {spec}: no label or id after '{spec}'",
                          hint="e.g. --baseline history:main, history:label=main or history:id=12")
-    # History() would create an empty database; a gate only reads, and a missing history is a wrong --history.
-    if not (history_dir / HISTORY_FILENAME).is_file():
-        raise UsageError(f"--baseline {spec}: no results history in '{history_dir}'",
-                         hint="pass --history DIR, or record one with edgeprune bench --label LABEL")
-    history = History(history_dir)
+    history = open_existing(location)
     try:
         bench = find_bench(history, spec, reference)
-        return history.load(bench.id), f"{spec} ({history.path}, bench {bench.id})"
+        return history.load(bench.id), f"{spec} ({location.display}, bench {bench.id})"
     finally:
         history.close()
 
@@ -48,20 +45,20 @@ def find_bench(history: History, spec: str, reference: str) -> BenchRow:
         if bench_id is None:
             raise UsageError(f"--baseline {spec}: '{reference[len(BY_ID):]}' is not a bench id",
                              hint="a bench id is a whole number, as the history numbers its benches")
-        return found(history.bench(bench_id), f"--baseline {spec}: no bench {bench_id} in {history.path}")
+        return found(history.bench(bench_id), f"--baseline {spec}: no bench {bench_id} in {history.location.display}")
     if reference.startswith(BY_LABEL):
         label = reference[len(BY_LABEL):]
         return found(history.newest_labelled(label),
-                     f"--baseline {spec}: no bench labelled {label!r} in {history.path}", hint=labels_hint(history))
+                     f"--baseline {spec}: no bench labelled {label!r} in {history.location.display}", hint=labels_hint(history))
     labelled = history.newest_labelled(reference)
     bench_id = as_bench_id(reference)
     numbered = history.bench(bench_id) if bench_id is not None else None
     if labelled and numbered and labelled.id != numbered.id:
-        raise UsageError(f"--baseline {spec} is ambiguous in {history.path}: {numbered} has id {bench_id}, and "
+        raise UsageError(f"--baseline {spec} is ambiguous in {history.location.display}: {numbered} has id {bench_id}, and "
                          f"{labelled} has that label",
                          hint=f"say --baseline history:id={bench_id} or --baseline history:label={reference}")
     nor_id = f" nor a bench {bench_id}" if bench_id is not None else ""
-    return found(labelled or numbered, f"--baseline {spec}: no bench labelled {reference!r}{nor_id} in {history.path}",
+    return found(labelled or numbered, f"--baseline {spec}: no bench labelled {reference!r}{nor_id} in {history.location.display}",
                  hint=labels_hint(history))
 
 

@@ -89,6 +89,7 @@ class ResultsDocument:
     label: str | None = None
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     sparse_inference: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, str | None] | None = None  # git commit and branch, CI run, host (provenance.py)
     edgeprune_version: str = __version__
     schema_version: int = RESULTS_SCHEMA_VERSION
     kind: str = RESULTS_KIND

@@ -1,0 +1,1 @@
+"""Experiment trackers a bench is logged to beside its results file: MLflow (``bench --mlflow``)."""
