@@ -11,7 +11,7 @@ import threading
 from typing import Iterator, Sequence
 
 from . import __version__
-from .commands import bench, devices, export, gate, history, inspect, prune, report, sweep
+from .commands import bench, compare, devices, export, gate, history, inspect, prune, report, sweep
 from .commands.options import ArgumentParser
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EdgepruneError
 from .text import one_line
@@ -56,7 +56,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-COMMANDS = (prune, sweep, export, inspect, bench, devices, gate, report, history)
+COMMANDS = (prune, sweep, export, inspect, compare, bench, devices, gate, report, history)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

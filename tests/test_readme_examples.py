@@ -114,8 +114,8 @@ def test_every_readme_example_runs_after_the_main_job(after_main_job: Path) -> N
     (clone / "policy.toml").write_text(policies[0].text + "\n", encoding="utf-8")
     commands = runnable_commands()
     assert [shlex.split(command)[1] for _, command in commands if command.startswith("edgeprune ")] == [
-        "export", "inspect", "inspect", "bench", "sweep", "report", "prune", "history", "history", "history", "history",
-        "gate"]
+        "export", "compare", "inspect", "inspect", "bench", "sweep", "report", "prune", "history", "history",
+        "history", "history", "gate"]
     for block, command in commands:
         done = subprocess.run(["bash", "-c", command], cwd=clone, env=shell_env(clone), capture_output=True,
                               text=True)

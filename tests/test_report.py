@@ -220,7 +220,7 @@ def test_report_of_a_real_bench_renders_its_plots_in_chromium(isolated_cwd, digi
     assert main(["report", "results.json", "-o", "report.html"]) == 0
     html = Path("report.html").read_text(encoding="utf-8")
     plots = sum(tag == "img" for tag, _ in page_elements(html))
-    assert plots == 4  # latency, trade-off, and the per-layer sparsity of each model
+    assert plots == 6  # latency, trade-off, and the per-layer sparsity and SNR of each model
 
     Path("probe.html").write_text(html.replace("</body>", LOAD_PROBE + "</body>"), encoding="utf-8")
     dom = chromium(isolated_cwd / "profile", "--virtual-time-budget=10000", "--dump-dom",

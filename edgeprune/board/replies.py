@@ -22,6 +22,7 @@ MAX_SAMPLES = 4_000_000
 MAX_LOG_WARNINGS = 10  # the runner keeps the first 10
 MAX_RUNTIMES = 10
 MAX_OUTPUTS = 1000
+MAX_OP_TENSORS = 100_000
 MAX_DIMENSIONS = 16
 MAX_RSS_MB = MAX_MEASURE  # what the results reader accepts (a petabyte: anything above is no measurement)
 MIN_TEMPERATURE_C, MAX_TEMPERATURE_C = -273.15, 1000.0
@@ -81,6 +82,15 @@ class BenchReply(TypedDict):
     state_after: BoardState
 
 
+class OpTensor(TypedDict):
+    """One op output that ``infer --all-tensors`` kept, as ``tensor_{i}`` of the outputs file."""
+    op_index: int
+    op: str
+    tensor: str
+    shape: list[int]
+    quantized: bool
+
+
 class InferReply(TypedDict):
     runtime: RuntimeInfo
     threads: int | None
@@ -88,6 +98,7 @@ class InferReply(TypedDict):
     n: int
     outputs: str
     output_shapes: dict[str, list[int]]
+    tensors: list[OpTensor]
 
 
 def probe_reply(reply: Fields) -> ProbeReply:
@@ -149,7 +160,16 @@ def infer_reply(reply: Fields, *, outputs: str, threads: int | None, xnnpack: bo
         "n": reply.integer("n", low=0, high=MAX_ELEMENTS),
         "outputs": echoed(reply, "outputs", outputs),
         "output_shapes": output_shapes(reply.object("output_shapes")),
+        "tensors": reply.each("tensors", op_tensor, max_items=MAX_OP_TENSORS, optional=True) or [],
     }
+
+
+def op_tensor(holder: Fields, key: str) -> OpTensor:
+    tensor = holder.object(key)
+    return {"op_index": tensor.integer("op_index", low=0, high=MAX_OP_TENSORS),
+            "op": tensor.text("op", limit=128), "tensor": tensor.text("tensor", limit=4096),
+            "shape": tensor.integers("shape", max_items=MAX_DIMENSIONS, low=0, high=MAX_ELEMENTS),
+            "quantized": tensor.flag("quantized")}
 
 
 def output_shapes(shapes: Fields) -> dict[str, list[int]]:

@@ -61,9 +61,11 @@ class RunnerClient:
 
     def infer(
         self, model: str, inputs: str, outputs: str, *, threads: int | None, xnnpack: bool,
-        runtime: str = "auto", timeout_s: float = 600.0,
+        runtime: str = "auto", timeout_s: float = 600.0, all_tensors: bool = False,
     ) -> InferReply:
+        """The outputs on ``inputs``; with ``all_tensors`` (builtin kernels only) every op's outputs too."""
         argv = ["infer", "--model", model, "--inputs", inputs, "--outputs", outputs]
+        argv += ["--all-tensors"] if all_tensors else []
         return self._call(argv + model_options(threads, xnnpack, runtime), timeout_s,
                           lambda reply: infer_reply(reply, outputs=outputs, threads=threads or None, xnnpack=xnnpack))
 

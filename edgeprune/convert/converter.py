@@ -6,7 +6,7 @@ import contextlib
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -40,7 +40,8 @@ class Converter:
                 raise ConversionError(f"cannot export Keras 3 model '{loaded.path}' to a SavedModel: {exc}") from exc
             yield cls(loaded, Path(folder))
 
-    def convert(self, spec: VariantSpec, calibration: np.ndarray | None) -> bytes:
+    def convert(self, spec: VariantSpec, calibration: np.ndarray | None, float_layers: Sequence[str] = ()) -> bytes:
+        """The variant's flatbuffer; ``float_layers`` (op output names, full-int8 variants only) stay in float."""
         tf = tfenv.tensorflow()
         converter = self._new_converter(tf)
         configure(converter, tf, spec, calibration)
@@ -48,6 +49,10 @@ class Converter:
             with native_output_to_log(f"converter ({spec.name})"), warnings.catch_warnings():
                 # int8 input/output types are set on purpose; TF warns about their missing statistics anyway.
                 warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+                # The QuantizationDebugger (float layers) runs the calibrated model in TF's own interpreter.
+                warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+                if float_layers:
+                    return with_float_layers(converter, tf, calibration, float_layers)
                 return bytes(converter.convert())
         except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError ...
             raise ConversionError(f"{spec.name}: the TFLite converter failed: {first_line(exc)}") from exc
@@ -74,6 +79,19 @@ def configure(converter: Any, tf: Any, spec: VariantSpec, calibration: np.ndarra
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+
+
+def with_float_layers(converter: Any, tf: Any, calibration: np.ndarray | None, layers: Sequence[str]) -> bytes:
+    """Full-int8 with ``layers`` left in float, through the converter's QuantizationDebugger denylist (its supported
+    route: calibrate, then quantize all but the denylisted nodes). Float kernels must be allowed for them, and the
+    model's inputs and outputs stay float, as that route makes them."""
+    if calibration is None:
+        raise ValueError("layers can be kept in float only in full-int8 variants, which need calibration data")
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(layers))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative_dataset(calibration), debug_options=options)
+    return bytes(debugger.get_nondebug_quantized_model())
 
 
 def representative_dataset(calibration: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:

@@ -24,14 +24,16 @@ from ..inspection import inspect_loaded_model
 from ..model.loading import LoadedModel, detect_format, load_model
 from ..model.outputs import ReferenceOutput, reference_outputs
 from ..model.tflite_file import sparse_tensor_count
-from ..results.manifest import Manifest, VariantRecord
+from ..numerics.comparison import LayerComparisons
+from ..numerics.inputs import random_calibration, validation_inputs
+from ..results.manifest import REJECTED_DIR, Manifest, VariantRecord
+from ..variants import FULL_INT8, REFERENCE_VARIANT, VariantSpec, default_variants
 from .converter import Converter
-from .output_folder import REJECTED_DIR, check_outdir, publish_export, writing_output
+from .layer_check import LayerCheck, record_layers
+from .output_folder import check_outdir, publish_export, writing_output
 from .validation import validate_variant
-from ..variants import VariantSpec, default_variants
 
 
-VALIDATION_SAMPLES = 32
 # The converter sparse-encodes a weight tensor from 30% zeros on; below that no sparse variant differs.
 SPARSE_ENCODING_THRESHOLD = 0.3
 
@@ -44,6 +46,9 @@ class ExportRequest:
     calibration: Path | None = None
     random_calibration: bool = False
     trust_model_code: bool = False
+    float_layers: str | None = None  # regex over layer names kept in float in full-int8 variants
+    auto_float: bool = False  # keep the layers where an invalid full-int8 variant diverges in float, one at a time
+    auto_float_max: int = 3
 
 
 Progress = Callable[[str], None]
@@ -96,10 +101,25 @@ def build_export(request: ExportRequest, calibration_arrays: dict[str, np.ndarra
     with Converter.for_model(loaded) as converter:
         for spec in specs:
             progress(f"{spec.name}: converting")
-            record = build_variant(converter, spec, calibration, staging, samples, reference, real_samples, runner,
-                                   request.outdir)
-            progress(f"{spec.name}: {'valid' if record.valid else 'rejected (the reason follows the table)'}")
-            records.append(record)
+            records.append(build_variant(converter, spec, calibration, staging, samples, reference, real_samples,
+                                         runner, request.outdir))
+        layer_check = LayerCheck(variant_file(staging, records, REFERENCE_VARIANT), samples, runner)
+        explicit = layer_check.layer_names(request.float_layers) if request.float_layers else []
+        for index, (spec, record) in enumerate(zip(specs, records)):
+            if spec.name == REFERENCE_VARIANT:
+                continue
+            comparisons = layer_check.compare(variant_file(staging, [record], spec.name))
+            record_layers(record, comparisons)
+            if spec.quantization == FULL_INT8 and (explicit or (request.auto_float and not record.valid)):
+                def rebuild(float_layers: list[str]) -> VariantRecord:
+                    progress(f"{spec.name}: converting with {len(float_layers)} layer(s) in float")
+                    return build_variant(converter, spec, calibration, staging, samples, reference, real_samples,
+                                         runner, request.outdir, float_layers)
+
+                records[index] = keep_layers_in_float(record, comparisons, explicit, request, rebuild, layer_check,
+                                                      staging)
+        for record in records:
+            progress(f"{record.name}: {'valid' if record.valid else 'rejected (the reason follows the table)'}")
     manifest = Manifest(
         source=loaded.describe() | {"path": str(loaded.path.resolve())},
         input={"shape": [None, *input_shape], "dtype": "float32"},
@@ -131,24 +151,51 @@ def calibration_for(request: ExportRequest, arrays: dict[str, np.ndarray] | None
         return x, {"source": str(request.calibration.resolve()), "sha256": file_sha256(request.calibration),
                    "samples": int(len(x))}
     if request.random_calibration:
-        rng = np.random.default_rng(0)
-        return rng.random((100, *input_shape), dtype=np.float32), {"source": "random", "samples": 100}
+        samples = random_calibration(input_shape)
+        return samples, {"source": "random", "samples": len(samples)}
     return None, {}
 
 
-def validation_inputs(
-    calibration: np.ndarray | None, input_shape: tuple[int, ...], *, real: bool = True
-) -> tuple[np.ndarray, bool]:
-    """Inputs to validate on, and whether they are real data (the top-1 agreement floor applies only then).
+def variant_file(staging: Path, records: list[VariantRecord], name: str) -> Path | None:
+    """Where variant ``name`` was written in ``staging``, shipped or rejected; None when it was never converted."""
+    record = next((record for record in records if record.name == name), None)
+    if record is None or (record.file or record.rejected_file) is None:
+        return None
+    return staging / (record.file or record.rejected_file)
 
-    A full-int8 variant only represents inputs inside the range it was calibrated on, so with
-    ``--random-calibration`` it is validated on those random samples (``real=False``), not on other noise. Without
-    calibration data there is no full-int8 variant, and the others are run on standard normal inputs.
-    """
-    if calibration is not None:
-        return calibration[:VALIDATION_SAMPLES].astype(np.float32), real
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((VALIDATION_SAMPLES, *input_shape)).astype(np.float32), False
+
+def keep_layers_in_float(
+    record: VariantRecord, comparisons: LayerComparisons | None, explicit: list[str], request: ExportRequest,
+    rebuild: Callable[[list[str]], VariantRecord], layer_check: LayerCheck, staging: Path,
+) -> VariantRecord:
+    """The variant again with ``--float-layers`` in float, then, with ``--auto-float`` and while it is invalid,
+    also the layer where it first diverges, one at a time, up to ``--auto-float-max`` such layers."""
+    quantized_size = record.size_bytes
+    floated = list(explicit)
+    if floated:
+        record = rebuild(floated)
+        comparisons = layer_check.compare(variant_file(staging, [record], record.name))
+        record_layers(record, comparisons)
+    added = 0
+    while request.auto_float and not record.valid and added < request.auto_float_max:
+        divergent = comparisons.divergent_layer if comparisons else None
+        if divergent is None or divergent.reference_tensor in floated:
+            break  # nothing named, or float already and still diverging: another layer would be a guess
+        floated.append(divergent.reference_tensor)
+        added += 1
+        record = rebuild(floated)
+        comparisons = layer_check.compare(variant_file(staging, [record], record.name))
+        record_layers(record, comparisons)
+    if record.valid:  # an earlier attempt's rejected file is not this variant
+        stale = staging / REJECTED_DIR / f"{record.name}.tflite"
+        stale.unlink(missing_ok=True)
+        remove_empty_folders(stale.parent, up_to=staging)
+    if record.validation is not None:
+        record.validation["float_layers"] = floated
+        record.validation["float_layers_cost_bytes"] = (
+            record.size_bytes - quantized_size if record.size_bytes is not None and quantized_size is not None
+            else None)
+    return record
 
 
 def build_variant(
@@ -161,11 +208,12 @@ def build_variant(
     real_samples: bool,
     runner: RunnerClient,
     outdir: Path,
+    float_layers: list[str] | None = None,
 ) -> VariantRecord:
     """Convert, write into ``staging`` and validate one variant; ``outdir`` (for messages) is where it will land."""
     started = time.perf_counter()
     try:
-        flatbuffer = converter.convert(spec, calibration)
+        flatbuffer = converter.convert(spec, calibration, float_layers or ())
     except ConversionError as exc:
         return VariantRecord(spec.name, spec.quantization, spec.sparse, None, None, None, None, None,
                              False, exc.message, None, time.perf_counter() - started)

@@ -18,10 +18,9 @@ from typing import Callable, TypeVar
 from ..errors import UsageError
 from ..fsutil import WRITABLE_PATH_HINT, nearest_existing, os_reason, publish_dir
 from ..text import printable
-from ..results.manifest import MANIFEST_FILENAME, read_manifest
+from ..results.manifest import MANIFEST_FILENAME, REJECTED_DIR, read_manifest
 from ..variants import VARIANTS
 
-REJECTED_DIR = "rejected"
 # Far above any manifest an export writes (its inspection lists every layer); a larger one is not one of ours.
 MAX_MANIFEST_BYTES = 16 << 20
 REPLACE_HINT = "choose a new -o folder or remove it"

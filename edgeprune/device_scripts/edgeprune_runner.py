@@ -41,6 +41,8 @@ PROTOCOL = 1
 EXIT_FAILED = 3
 RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 XNNPACK_CREATED_MARK = "Created TensorFlow Lite XNNPACK delegate"
+# Op outputs that carry activations, as floats or quantized (indices, shapes and int32 accumulators do not).
+DEQUANTIZABLE = ("float32", "float16", "int8", "uint8", "int16")
 LOCK_POLL_SECONDS = 0.2
 
 # A 1 KB Dense(4->3) model: lets `probe` show whether the runtime brings XNNPACK without any upload.
@@ -138,8 +140,10 @@ class Runtime:
             raise RunnerFailure("usage", f"unknown runtime '{name}' (choose from {', '.join(RUNTIME_ORDER)})")
 
     def interpreter(self, *, model_path: str | None = None, model_content: bytes | None = None,
-                    threads: int | None, xnnpack: bool):
+                    threads: int | None, xnnpack: bool, all_tensors: bool = False):
         options = {"num_threads": threads}
+        if all_tensors:  # intermediate tensors kept readable after invoke (per-layer numerics)
+            options["experimental_preserve_all_tensors"] = True
         if not xnnpack:
             options["experimental_op_resolver_type"] = self.resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         if model_path is not None:
@@ -171,13 +175,15 @@ def load_runtime(forced: str | None) -> Runtime:
     )
 
 
-def open_model(runtime: Runtime, model: str, threads: int | None, xnnpack: bool, log: list):
+def open_model(runtime: Runtime, model: str, threads: int | None, xnnpack: bool, log: list,
+               all_tensors: bool = False):
     """Create and allocate an interpreter, keeping the runtime's log lines as evidence of delegation."""
     if not os.path.isfile(model):
         raise RunnerFailure("load", f"model file not found on the device: {model}")
     try:
         with captured_native_stderr(log):
-            interpreter = runtime.interpreter(model_path=model, threads=threads, xnnpack=xnnpack)
+            interpreter = runtime.interpreter(model_path=model, threads=threads, xnnpack=xnnpack,
+                                              all_tensors=all_tensors)
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         raise RunnerFailure("load", f"{runtime.name} cannot load {os.path.basename(model)}: {one_line(exc)}")
@@ -413,7 +419,9 @@ def command_infer(args) -> dict:
 
     runtime = load_runtime(args.runtime)
     log: list = []
-    interpreter = open_model(runtime, args.model, args.threads, args.xnnpack == "on", log)
+    if args.all_tensors and args.xnnpack == "on":
+        raise RunnerFailure("usage", "--all-tensors needs --xnnpack off: a delegate keeps its nodes' tensors to itself")
+    interpreter = open_model(runtime, args.model, args.threads, args.xnnpack == "on", log, args.all_tensors)
     try:
         data = np.load(args.inputs, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -428,6 +436,8 @@ def command_infer(args) -> dict:
             + (f" with N a multiple of {batch}" if batch > 1 else "")
         )
     outputs: list = [[] for _ in output_details]
+    layers = op_outputs(interpreter) if args.all_tensors else []
+    intermediates: list = [[] for _ in layers]
     try:
         with captured_native_stderr(log):
             for start in range(0, len(data), batch):
@@ -435,9 +445,12 @@ def command_infer(args) -> dict:
                 interpreter.invoke()
                 for collected, detail in zip(outputs, output_details):
                     collected.append(dequantize(interpreter.get_tensor(detail["index"]), detail))
+                for collected, layer in zip(intermediates, layers):
+                    collected.append(dequantize(interpreter.get_tensor(layer["tensor_index"]), layer["detail"]))
     except (RuntimeError, ValueError) as exc:
         raise RunnerFailure("invoke", f"invoke failed for {os.path.basename(args.model)}: {one_line(exc)}")
     arrays = {f"output_{i}": np.concatenate(chunks) for i, chunks in enumerate(outputs)}
+    arrays.update({f"tensor_{i}": np.concatenate(chunks) for i, chunks in enumerate(intermediates)})
     partial = args.outputs + ".partial"
     with open(partial, "wb") as handle:
         np.savez(handle, **arrays)
@@ -448,8 +461,25 @@ def command_infer(args) -> dict:
         "xnnpack": delegation_evidence(log, args.xnnpack == "on"),
         "n": int(len(data)),
         "outputs": args.outputs,
-        "output_shapes": {name: list(array.shape) for name, array in arrays.items()},
+        "output_shapes": {name: list(array.shape) for name, array in arrays.items() if name.startswith("output_")},
+        "tensors": [{key: layer[key] for key in ("op_index", "op", "tensor", "shape", "quantized")}
+                    for layer in layers],
     }
+
+
+def op_outputs(interpreter) -> list:
+    """Every op's float or quantized outputs, in execution order (``tensor_{i}`` of the npz is the i-th)."""
+    details = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    layers = []
+    for op in interpreter._get_ops_details():  # the runtimes' only route to the graph; stable since TF 2.5
+        for index in op["outputs"]:
+            detail = details.get(int(index))
+            if detail is None or detail["dtype"].__name__ not in DEQUANTIZABLE:
+                continue
+            layers.append({"op_index": int(op["index"]), "op": str(op["op_name"]), "tensor": str(detail["name"]),
+                           "shape": [int(d) for d in detail["shape"]], "tensor_index": int(index),
+                           "quantized": bool(detail["quantization"][0]), "detail": detail})
+    return layers
 
 
 def command_lock(args) -> dict:
@@ -539,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(infer)
     infer.add_argument("--inputs", required=True)
     infer.add_argument("--outputs", required=True)
+    infer.add_argument("--all-tensors", action="store_true", help="also every op's outputs (needs --xnnpack off)")
     lock = commands.add_parser("lock")
     lock.add_argument("--path", required=True)
     lock.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for the lock")

@@ -8,7 +8,8 @@ from typing import Any, Mapping
 
 from ..text import one_line
 from . import plots, sweep_plots
-from .report_data import NOT_SHIPPED_MEANING, PARETO_MEANING, ModelSparsity, ReportData, Table
+from .report_data import (LAYER_SNR_MEANING, NOT_SHIPPED_MEANING, PARETO_MEANING, ModelLayerSNR, ModelSparsity,
+                          ReportData, Table)
 from .sweep_view import SWEEP_PARETO_MEANING
 from .table import LongText, is_number
 
@@ -33,7 +34,8 @@ tr.failed td { background: #fdecea; }
 
 def render_html(data: ReportData) -> str:
     body = [f"<h1>{safe(data.title)}</h1>", facts_list(data.facts()), sweep_section(data), latency_section(data),
-            not_shipped_section(data), tradeoff_section(data), sparsity_section(data), sparse_inference_section(data)]
+            not_shipped_section(data), tradeoff_section(data), sparsity_section(data), layer_snr_section(data),
+            sparse_inference_section(data)]
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -101,6 +103,23 @@ def model_sparsity(data: ReportData, model: ModelSparsity) -> str:
         return heading + note(model.problem)
     return (heading + note(model.summary) + plot_img(plots.sparsity_png(model), f"per-layer sparsity of {model.model}")
             + cropped(len(model.layers), plots.MAX_LAYERS, "layers") + html_table(data.sparsity_table(model)))
+
+
+def layer_snr_section(data: ReportData) -> str:
+    """Per model whose export compared its variants' layers with fp32's, the SNR of each; no section without."""
+    if not data.layer_snr:
+        return ""
+    return section("Per-layer SNR against fp32", note(LAYER_SNR_MEANING)
+                   + "".join(model_layer_snr(data, model) for model in data.layer_snr))
+
+
+def model_layer_snr(data: ReportData, model: ModelLayerSNR) -> str:
+    left_out = note(f"Not plotted, with no per-layer figures in the manifest: {', '.join(model.left_out)}."
+                    ) if model.left_out else ""
+    return (f"<h3>{safe(model.model)}</h3>"
+            + plot_img(plots.layer_snr_png(model), f"per-layer SNR against fp32 of {model.model}")
+            + cropped(model.layer_count, plots.MAX_LAYERS, "layers") + left_out
+            + html_table(data.layer_snr_table(model)))
 
 
 def sparse_inference_section(data: ReportData) -> str:

@@ -9,7 +9,7 @@ import functools
 import io
 import math
 import warnings
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import matplotlib
 from matplotlib.artist import Artist
@@ -18,14 +18,18 @@ from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.axis import Axis
 from matplotlib.ticker import LogFormatter, MaxNLocator
-from matplotlib.transforms import Bbox
+from matplotlib.transforms import Bbox, blended_transform_factory
 
+from ..accuracy.metrics import SNR_CEILING_DB
+from ..numerics.comparison import MIN_LAYER_SNR_DB
 from ..text import one_line, shorten
 from .label_layout import CLEARANCE, Box, place_labels
-from .report_data import ModelSparsity, Panel, ReportData, TradeoffPoint
+from .report_data import (LayerSNR, ModelLayerSNR, ModelSparsity, Panel, ReportData, TradeoffPoint, VariantLayerSNR,
+                          snr_text)
 
 WIDTH_IN = 11.0
 DPI = 100
@@ -48,6 +52,13 @@ LOG_SCALE_SPREAD = 20.0
 MAX_PANELS = 40
 MAX_LAYERS = 400
 LABEL_CHARS = 40  # names are the file's: a long one would squeeze the axes to nothing
+# Per-layer SNR: values past these are drawn at them (200 dB, the ceiling, means identical outputs), so that the
+# threshold's neighbourhood keeps its room; at most this many layers are named on the x axis.
+SNR_SHOWN_DB = (-60.0, 100.0)
+MAX_LAYER_TICKS = 20
+THRESHOLD_COLOUR = "#333333"
+NOT_FINITE_Y = 0.03  # where an output with NaN or Inf is marked, as a share of the axes' height
+VARIANT_MARKERS = ("o", "s", "D", "^", "P", "X", "h", "<")
 # Names are drawn as written: a '$' starts no mathtext (a crafted '$\frac{a}$' would not even parse), no TeX.
 PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
@@ -264,6 +275,101 @@ def sparsity_png(model: ModelSparsity) -> bytes:
     axes.legend(handles=[Patch(color=colours[op], label=label(op)) for op in ops], fontsize=8, loc="lower right")
     axes.grid(axis="x", alpha=0.3)
     return png(figure)
+
+
+@plain_text
+def layer_snr_png(model: ModelLayerSNR) -> bytes:
+    """Each variant's SNR against fp32 per op output, in execution order, with the divergence threshold and each
+    variant's first divergent layer ringed; an output with NaN or Inf as a triangle at the bottom. Variants with the
+    same figures at every layer (a sparse variant and its dense one, often) share a line."""
+    groups = same_figures(model.variants)
+    count = min(model.layer_count, MAX_LAYERS)
+    legend_rows = math.ceil((len(groups) + 3) / 2)
+    figure = new_figure(WIDTH_IN, 4.6 + 0.22 * legend_rows)
+    axes = figure.add_subplot(1, 1, 1)
+    at_bottom = blended_transform_factory(axes.transData, axes.transAxes)
+    low, high = SNR_SHOWN_DB
+    handles: list[Artist] = []
+    shown: list[float] = []
+    clipped = not_finite = False
+    for index, (group, colour) in enumerate(zip(groups, palette(len(groups)))):
+        variant = group[0]
+        layers = variant.layers[:MAX_LAYERS]
+        values = [math.nan if layer.snr_db is None else min(max(layer.snr_db, low), high) for layer in layers]
+        shown += [value for value in values if not math.isnan(value)]
+        clipped |= any(layer.snr_db is not None and not low <= layer.snr_db <= high for layer in layers)
+        marker = VARIANT_MARKERS[index % len(VARIANT_MARKERS)] if len(layers) <= 80 else None
+        line, = axes.plot(range(len(layers)), values, color=colour, linewidth=1.4, marker=marker, markersize=4,
+                          markerfacecolor="white" if index % 2 else colour, zorder=3, label=group_legend(group))
+        handles.append(line)
+        missing = [layer_index for layer_index, layer in enumerate(layers) if layer.snr_db is None]
+        if missing:
+            not_finite = True
+            axes.scatter(missing, [NOT_FINITE_Y] * len(missing), transform=at_bottom, marker="v", s=50, color=colour,
+                         zorder=4, clip_on=False)
+        first = variant.first_divergent
+        if first is not None and first < len(layers):
+            nan = layers[first].snr_db is None
+            axes.scatter(first, NOT_FINITE_Y if nan else values[first], s=RING_SIZE, facecolors="none",
+                         edgecolors=colour, linewidths=2, zorder=5, clip_on=False,
+                         transform=at_bottom if nan else axes.transData)
+    axes.axhline(MIN_LAYER_SNR_DB, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, zorder=2)
+    bottom, top = min(shown + [MIN_LAYER_SNR_DB]), max(shown + [MIN_LAYER_SNR_DB])
+    margin = 0.08 * (top - bottom) or 5.0
+    axes.set_ylim(bottom - 2 * margin, top + margin)  # room at the bottom for the NaN/Inf markers
+    # The threshold named beside the axes, where no line can cover it, and in the legend.
+    axes.text(1.005, MIN_LAYER_SNR_DB, f"{MIN_LAYER_SNR_DB:g} dB", color=THRESHOLD_COLOUR, fontsize=8, ha="left",
+              va="center", transform=blended_transform_factory(axes.transAxes, axes.transData))
+    handles.append(Line2D([], [], color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2,
+                          label=f"{MIN_LAYER_SNR_DB:g} dB: below it a layer diverges"))
+    handles.append(Line2D([], [], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
+                          markeredgecolor="#333333", markeredgewidth=2, label="first divergent layer"))
+    if not_finite:
+        handles.append(Line2D([], [], linestyle="none", marker="v", markersize=7, color="#333333",
+                              label="NaN or Inf in the output (drawn at the bottom)"))
+    layer_ticks(axes, max((variant.layers for variant in model.variants), key=len)[:count])
+    axes.set_xlim(-0.5, count - 0.5)
+    axes.set_xlabel("layer (op output, in execution order)")
+    axes.set_ylabel("SNR against fp32 (dB)")
+    axes.set_title(f"{label(model.model)}: per-layer SNR against fp32", loc="left")
+    if clipped:
+        axes.set_title(f"SNR outside {low:g} to {high:g} dB drawn at the edge ({SNR_CEILING_DB:g} dB: identical "
+                       "outputs)", loc="right", fontsize=8, color="#555555")
+    axes.grid(alpha=0.3)
+    figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return png(figure)
+
+
+def same_figures(variants: tuple[VariantLayerSNR, ...]) -> list[list[VariantLayerSNR]]:
+    """The variants grouped by their figures at every layer, in manifest order."""
+    groups: dict[tuple, list[VariantLayerSNR]] = {}
+    for variant in variants:
+        key = (variant.first_divergent, tuple((layer.snr_db, layer.cosine) for layer in variant.layers))
+        groups.setdefault(key, []).append(variant)
+    return list(groups.values())
+
+
+def group_legend(group: list[VariantLayerSNR]) -> str:
+    """``int8, int8-sparse (rejected): first diverges at #10 block4_dw_relu (29.7 dB)``."""
+    names = []
+    for variant in group:
+        notes = [] if variant.valid else ["rejected"]
+        if variant.float_layers:
+            notes.append(f"{variant.float_layers} layer{'s' if variant.float_layers > 1 else ''} in float")
+        names.append(label(variant.variant) + (f" ({', '.join(notes)})" if notes else ""))
+    first = group[0].divergent_layer
+    if first is None:
+        return f"{', '.join(names)}: no layer diverges"
+    snr = "NaN/Inf" if first.snr_db is None else f"{snr_text(first.snr_db)} dB"
+    return f"{', '.join(names)}: first diverges at #{group[0].first_divergent} {label(first.short_name)} ({snr})"
+
+
+def layer_ticks(axes: Axes, layers: Sequence[LayerSNR]) -> None:
+    """Integer ticks, at most MAX_LAYER_TICKS, each with its layer's short name."""
+    positions = [int(tick) for tick in MaxNLocator(nbins=MAX_LAYER_TICKS, integer=True, min_n_ticks=1)
+                 .tick_values(0, max(len(layers) - 1, 0)) if 0 <= tick < len(layers)]
+    axes.set_xticks(positions, [f"{index} {label(layers[index].short_name)}" for index in positions], rotation=30,
+                    ha="right", rotation_mode="anchor", fontsize=8)
 
 
 def panel_title(panel: Panel) -> str:

@@ -1,20 +1,23 @@
 """What ``edgeprune report`` shows, computed once from a results document: short run labels, the
-latency/size/accuracy trade-off with its Pareto front, per-layer sparsity and the rejected variants from the export
-manifests, and the tables behind the plots. The plots, the HTML and the Markdown all draw from this.
+latency/size/accuracy trade-off with its Pareto front, per-layer sparsity, per-layer SNR against fp32 and the rejected
+variants from the export manifests, and the tables behind the plots. The plots, the HTML and the Markdown all draw
+from this.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..numerics.comparison import MIN_LAYER_COSINE, MIN_LAYER_SNR_DB
 from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import ResultsDocument, RunRecord
 from ..results.manifest import MANIFEST_FILENAME
 from ..results.sweep import SWEEP_FILENAME, read_sweep
-from ..text import human_bytes
-from ..text import percent
+from ..text import human_bytes, percent, printable, shorten
+from ..variants import REFERENCE_VARIANT
 from .bench_table import ms, percentiles_ms, speedup_text
 from .exports import ModelExport, model_exports, rejected_variants
 from .sweep_view import SweepView
@@ -30,6 +33,13 @@ NOT_SHIPPED_MEANING = ("Variants the export ran before shipping and rejected: th
 ALL_SHIPPED = "Every variant the exports made passed validation."
 PARETO_MEANING = ("Pareto-optimal: no other variant of the model on that device is as fast, as small and as "
                   "accurate, and better on one of them.")
+LAYER_SNR_MEANING = (f"Each variant's op outputs against the fp32 variant's on the export's validation inputs, builtin "
+                     f"kernels, in execution order; below the dashed line ({MIN_LAYER_SNR_DB:g} dB) a layer diverges. "
+                     f"A ring marks each variant's first divergent layer (SNR below {MIN_LAYER_SNR_DB:g} dB or cosine "
+                     f"below {MIN_LAYER_COSINE:g}); a triangle at the bottom, an output with NaN or Inf.")
+TENSOR_CHARS = 500  # as the manifest keeps the inspection's layer names
+SHORT_NAME_CHARS = 24
+TENSOR_CELL_CHARS = 40  # an op output name in a table cell; the HTML report shows the whole of it on demand
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,46 @@ class ModelSparsity:
 
 
 @dataclass(frozen=True)
+class LayerSNR:
+    """One op output of a variant against the fp32 variant's (``numerics.comparison``), its names cleaned."""
+    op: str
+    tensor: str  # the fp32 variant's op output name
+    snr_db: float | None  # None: NaN or Inf in an output
+    cosine: float | None
+
+    @property
+    def short_name(self) -> str:
+        """The Keras layer of the op output: ``model/block1_dw_relu/Relu6;...`` is ``block1_dw_relu``."""
+        parts = self.tensor.split(";")[0].split("/")
+        name = parts[-2] if len(parts) >= 2 and parts[-2] else parts[-1]
+        return shorten(name or self.op, SHORT_NAME_CHARS)
+
+
+@dataclass(frozen=True)
+class VariantLayerSNR:
+    variant: str
+    layers: tuple[LayerSNR, ...]
+    first_divergent: int | None  # index into layers
+    valid: bool
+    float_layers: int  # how many layers the variant keeps in float
+
+    @property
+    def divergent_layer(self) -> LayerSNR | None:
+        return None if self.first_divergent is None else self.layers[self.first_divergent]
+
+
+@dataclass(frozen=True)
+class ModelLayerSNR:
+    model: str
+    variants: tuple[VariantLayerSNR, ...]  # at least one
+    left_out: tuple[str, ...] = ()  # variants other than fp32 with no layers in the manifest
+
+    @property
+    def layer_count(self) -> int:
+        return max(len(variant.layers) for variant in self.variants)
+
+
+@dataclass(frozen=True)
 class ReportData:
     document: ResultsDocument
     source: str
@@ -76,6 +126,7 @@ class ReportData:
     sparsity: list[ModelSparsity]
     exports: list[ModelExport]
     sweep: SweepView | None = None  # when the results are a sweep's, with its sweep.json beside them
+    layer_snr: list[ModelLayerSNR] = field(default_factory=list)  # only models with a variant with layers
 
     @property
     def title(self) -> str:
@@ -155,6 +206,23 @@ class ReportData:
                 for verdict in self.document.sparse_inference]
 
     @staticmethod
+    def layer_snr_table(model: ModelLayerSNR) -> Table:
+        """Per variant, its first divergent layer and its lowest SNR."""
+        rows = []
+        for variant in model.variants:
+            first = variant.divergent_layer
+            finite = [layer.snr_db for layer in variant.layers if layer.snr_db is not None]
+            rows.append([variant.variant, "yes" if variant.valid else "no (rejected)", len(variant.layers),
+                         "none" if first is None else f"#{variant.first_divergent} {first.short_name}",
+                         None if first is None else first.op,
+                         None if first is None else LongText(first.tensor, TENSOR_CELL_CHARS),
+                         None if first is None else snr_text(first.snr_db),
+                         snr_text(min(finite)) if finite else "NaN/Inf",
+                         variant.float_layers or None])
+        return ["variant", "shipped", "layers", "first divergent", "op", "op output", "its SNR dB", "lowest SNR dB",
+                "layers in float"], rows
+
+    @staticmethod
     def sparsity_table(model: ModelSparsity) -> Table:
         rows = [[layer.name, layer.op, layer.weights, layer.zeros, f"{layer.sparsity:.1%}"] for layer in model.layers]
         return ["layer", "op", "weights", "zeros", "sparsity"], rows
@@ -163,8 +231,9 @@ class ReportData:
 def collect(document: ResultsDocument, results_path: Path) -> ReportData:
     labels = run_labels(document.runs)
     exports = model_exports(document.runs, results_path.parent)
+    layer_snr = [snr for snr in map(layer_snr_of, exports) if snr is not None]
     return ReportData(document, str(results_path), labels, tradeoff_points(document.runs, labels),
-                      [layers_of(export) for export in exports], exports, sweep_beside(results_path))
+                      [layers_of(export) for export in exports], exports, sweep_beside(results_path), layer_snr)
 
 
 def sweep_beside(results_path: Path) -> SweepView | None:
@@ -232,3 +301,52 @@ def layers_of(export: ModelExport) -> ModelSparsity:
     layers = tuple(LayerSparsity(layer["name"], layer.get("op") or "?", layer["weights"], layer["zeros"])
                    for layer in inspection["layers"] if layer.get("weights"))
     return ModelSparsity(export.model, layers, None if layers else f"{path} lists no layer with weights")
+
+
+def layer_snr_of(export: ModelExport) -> ModelLayerSNR | None:
+    """The per-layer comparisons the export recorded for each variant against fp32; None when no variant has them."""
+    if export.manifest is None:
+        return None
+    plotted, left_out = [], []
+    for record in export.manifest.variants:
+        variant = variant_layer_snr(record.name, record.valid, record.validation)
+        if variant is not None:
+            plotted.append(variant)
+        elif record.name != REFERENCE_VARIANT:
+            left_out.append(record.name)
+    return ModelLayerSNR(export.model, tuple(plotted), tuple(left_out)) if plotted else None
+
+
+def variant_layer_snr(name: str, valid: bool, validation: Any) -> VariantLayerSNR | None:
+    """A variant's ``validation.layers``, names cleaned as the manifest's other names are; None when it has none."""
+    if not isinstance(validation, dict) or not isinstance(validation.get("layers"), list):
+        return None
+    layers = tuple(LayerSNR(printable(str(layer.get("op") or "?"), 100),
+                            printable(str(layer.get("reference_tensor") or layer.get("candidate_tensor") or ""),
+                                      TENSOR_CHARS),
+                            finite_number(layer.get("snr_db")), finite_number(layer.get("cosine")))
+                   for layer in validation["layers"] if isinstance(layer, dict))
+    if not layers:
+        return None
+    first = validation.get("first_divergent")
+    if "first_divergent" not in validation:
+        first = next((index for index, layer in enumerate(layers) if diverges(layer)), None)
+    elif type(first) is not int or not 0 <= first < len(layers):
+        first = None
+    float_layers = validation.get("float_layers")
+    return VariantLayerSNR(name, layers, first, valid, len(float_layers) if isinstance(float_layers, list) else 0)
+
+
+def diverges(layer: LayerSNR) -> bool:
+    return (layer.snr_db is None or layer.snr_db < MIN_LAYER_SNR_DB
+            or layer.cosine is None or layer.cosine < MIN_LAYER_COSINE)
+
+
+def finite_number(value: Any) -> float | None:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def snr_text(snr_db: float | None) -> str:
+    return "NaN/Inf" if snr_db is None else f"{snr_db:.1f}"

@@ -18,6 +18,7 @@ from ..parsing import ParseError, parse_json
 from .schema import MANIFEST_SCHEMA, check_document
 
 MANIFEST_FILENAME = "manifest.json"
+REJECTED_DIR = "rejected"  # the variants an export ran and did not ship, kept for bug reports
 MANIFEST_KIND = "edgeprune.export-manifest"
 MANIFEST_SCHEMA_VERSION = 1
 # Far above what an export writes: a crafted manifest must not make its readers allocate without limit.
