@@ -20,7 +20,7 @@ import pytest
 from edgeprune.cli import main
 from edgeprune.numerics.capture import LayerTensor
 from edgeprune.numerics.pairing import BY_NAME, BY_POSITION, BY_POSITION_UNCERTAIN, pair_layers
-from fixtures.models import run_export
+from fixtures.models import MODELS, run_export
 
 TRIGGER_SAMPLE = 40
 MAX_COMPARABLE_SNR_DB = 100.0  # beyond the first 32 samples, which export validates on
@@ -180,6 +180,25 @@ def test_fp32_and_int8_pair_nearly_every_layer(mobilenet_export, capsys):
     reference_layers = 17  # the fp32 variant's op outputs
     assert code == 0 and len(compared["layers"]) >= 0.9 * reference_layers
     assert {layer["paired_by"] for layer in compared["layers"]} <= {BY_NAME, BY_POSITION, BY_POSITION_UNCERTAIN}
+
+
+@pytest.mark.slow
+def test_an_int8_file_whose_tensors_were_all_renamed_pairs_by_position(mobilenet_export, tmp_path, capsys):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    renamed = flatbuffer_utils.read_model(str(mobilenet_export / "int8.tflite"))
+    for index, tensor_t in enumerate(renamed.subgraphs[0].tensors):
+        tensor_t.name = f"renamed_{index}".encode()
+    flatbuffer_utils.write_model(renamed, str(tmp_path / "int8.tflite"))
+
+    code, out, _ = cli(capsys, "compare", str(mobilenet_export / "fp32.tflite"), str(tmp_path / "int8.tflite"),
+                       "--data", str(MODELS / "mobilenet_digits_eval.npz"), "--json")
+    compared = json.loads(out)
+    reference_layers = 17
+    assert code == 0 and len(compared["layers"]) >= 0.9 * reference_layers
+    assert {layer["paired_by"] for layer in compared["layers"]} <= {BY_POSITION, BY_POSITION_UNCERTAIN}
+    assert all(layer["candidate_tensor"].startswith("renamed_") for layer in compared["layers"])
+    assert compared["layers"][-1]["snr_db"] > 30  # paired with the right layers: the outputs agree
 
 
 def tensor(position: int, op: str, name: str, shape: tuple[int, ...]) -> LayerTensor:
