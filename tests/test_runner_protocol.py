@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgeprune.board.runner import PROTOCOL, runner_script
+from edgeprune.board.protocol import PROTOCOL
+from edgeprune.board.runner import runner_script
 
 
 def run_runner(*args: str) -> tuple[int, dict, str]:

@@ -146,6 +146,7 @@ class DeviceBench:
         try:
             self._measure_locked()
         finally:
+            session.runner.close()  # before the lock goes: the board is ours until our runner has ended
             if session.lost is None:
                 lock.release()
             else:

@@ -58,8 +58,9 @@ class DeviceProcess(abc.ABC):
         """The exit code once the command has ended, or None if it still runs after ``timeout`` seconds."""
 
     @abc.abstractmethod
-    def kill(self) -> None:
-        """Kill the command (its whole process group on the device) and release the transport. Best effort."""
+    def kill(self) -> bool:
+        """Kill the command (its whole process group on the device) and release the transport. Best effort: False
+        when the device did not answer the kill (the command may still run there until the connection ends)."""
 
     def abandon(self) -> None:
         """Let go of a command on a device that stopped answering, without waiting for it: it ends with the

@@ -189,10 +189,11 @@ class LocalProcess(DeviceProcess):
         except subprocess.TimeoutExpired:
             return None
 
-    def kill(self) -> None:
+    def kill(self) -> bool:
         kill_group(self._popen)
         self._popen.wait()
         self.close_stdin()
+        return True
 
     @property
     def stderr(self) -> bytes:

@@ -482,10 +482,12 @@ class SSHProcess(DeviceProcess):
             self._release()
         return exit_code
 
-    def kill(self) -> None:
-        if not self._output.ended() and not self._device._kill(self._output.pid()):
+    def kill(self) -> bool:
+        killed = self._output.ended() or self._device._kill(self._output.pid())
+        if not killed:
             self._device.close()  # the device does not answer: dropping the connection ends the command there
         self._release()
+        return killed
 
     def abandon(self) -> None:
         self._release()  # no kill command: it would wait for the device, which does not answer
