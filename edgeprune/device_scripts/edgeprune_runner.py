@@ -29,6 +29,7 @@ import base64
 import contextlib
 import ctypes
 import datetime
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -169,6 +170,7 @@ def runtime_installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+@functools.lru_cache(maxsize=None)  # serve's children inherit the server's: no import or version lookup per call
 def load_runtime(forced: str | None) -> Runtime:
     if forced and forced != "auto":
         if forced not in RUNTIME_ORDER:
@@ -269,12 +271,29 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def cpu_model() -> str | None:
-    cpuinfo = read_text("/proc/cpuinfo") or ""
+def cpuinfo_fields() -> dict:
+    """/proc/cpuinfo's first value of each key (the first core's; boards people bench on are not big.LITTLE-aware
+    here, and the sparse rules depend on the ISA, which all cores share)."""
     fields: dict = {}
-    for line in cpuinfo.splitlines():
+    for line in (read_text("/proc/cpuinfo") or "").splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_part() -> str | None:
+    """ARM's "CPU part" (0xd08 is a Cortex-A72): XNNPACK's CPU detection knows some cores' features by it."""
+    return cpuinfo_fields().get("CPU part", "").lower() or None
+
+
+def cpu_features() -> list:
+    """The CPU's feature flags ("Features" on ARM, "flags" on x86): fphp/asimdhp, avx and the like."""
+    fields = cpuinfo_fields()
+    return sorted(set((fields.get("Features") or fields.get("flags") or "").split()))
+
+
+def cpu_model() -> str | None:
+    fields = cpuinfo_fields()
     if fields.get("model name"):
         return fields["model name"]
     core = ARM_CORES.get(fields.get("CPU part", "").lower())
@@ -349,6 +368,8 @@ def command_probe(args) -> dict:
         "os": os_name(),
         "kernel": platform.release(),
         "cpu_model": cpu_model(),
+        "cpu_part": cpu_part(),
+        "cpu_features": cpu_features(),
         "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
@@ -507,7 +528,7 @@ def op_outputs(interpreter) -> list:
 def command_serve(args) -> dict:
     """Answer requests from stdin, each measured in a child forked for it, until stdin closes."""
     runtime = load_runtime(args.runtime)  # the imports a fresh process per call would pay every time
-    import numpy  # noqa: F401  (imported once here, shared by every child)
+    import numpy.random  # noqa: F401  (imported once here, shared by every child; random inputs need it)
 
     args.emit({"event": "ready", "runtime": runtime.describe(), "pid": os.getpid()})
     served = 0
@@ -693,6 +714,7 @@ class ProtocolArgumentParser(argparse.ArgumentParser):
         raise RunnerFailure("usage", message)
 
 
+@functools.lru_cache(maxsize=None)  # built once per serve: argparse's gettext lookups cost ms per call
 def build_parser() -> argparse.ArgumentParser:
     parser = ProtocolArgumentParser(prog="edgeprune_runner.py")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ProtocolArgumentParser)

@@ -29,6 +29,7 @@ from .target import resolve_target
 
 HELPER_TIMEOUT = 10.0  # the short commands edgeprune runs for itself (kill, df)
 SFTP_REPLY_TIMEOUT = 60.0
+PIPE_RACE_S = 0.05  # see _RemoteProcess.pump
 
 # Every command runs through this POSIX sh snippet: it announces its PID (so a timed-out command can be killed
 # on the device) or that the program is missing, then execs the program so the PID stays the program's.
@@ -390,7 +391,10 @@ class _RemoteProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            select.select([self.channel], [], [], remaining)  # readable on new stdout/stderr data and at EOF
+            # Readable on new stdout/stderr data and at EOF, but not always: paramiko's OrPipe is not thread-safe,
+            # and stdout arriving while stderr is drained can clear the pipe with the data still buffered. Look
+            # again every PIPE_RACE_S so such a line waits milliseconds, not until the deadline.
+            select.select([self.channel], [], [], min(remaining, PIPE_RACE_S))
 
     def ended(self) -> bool:
         """All output is in: the command closed it, or the channel closed (killed, or the connection dropped)."""
