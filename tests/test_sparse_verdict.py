@@ -21,7 +21,8 @@ def run(variant: str, milliseconds: float, *, delegate: bool = True, error: str 
     return RunRecord(device="board", model="m", variant=variant, model_sha256=None, size_bytes=1, threads=1,
                      xnnpack=True, status="failed" if error else "ok", error=error,
                      samples_ms=None if error else samples, device_info={"arch": "ignored-when-probed"},
-                     xnnpack_delegate={"requested": True, "delegate_created": delegate, "log_warnings": []})
+                     xnnpack_delegate=None if error else {"requested": True, "delegate_created": delegate,
+                                                          "log_warnings": []})
 
 
 def judged(probe: dict, runs: list[RunRecord], eligibility: dict | None = ELIGIBLE) -> dict[str, dict]:
@@ -52,8 +53,10 @@ def test_fp32_and_fp16_sparse_apply_on_aarch64_when_measurably_faster():
 
 @pytest.mark.parametrize("probe", [A76, {**A72, "cpu_features": A72["cpu_features"] + ["fphp", "asimdhp"]}])
 def test_fp16_arithmetic_is_read_from_the_core_or_both_hwcaps(probe):
-    assert DeviceCpu.of(probe, None).fp16_arithmetic()
-    assert not DeviceCpu.of({**A72, "cpu_features": ["fphp"]}, None).fp16_arithmetic()
+    assert DeviceCpu.of(probe, None).fp16_arithmetic() is True
+    assert DeviceCpu.of({**A72, "cpu_features": ["fphp"]}, None).fp16_arithmetic() is False
+    unknown = DeviceCpu.of({"arch": "aarch64"}, None)
+    assert unknown.fp16_arithmetic() is None
 
 
 def test_int8_sparse_never_applies_even_when_it_measures_faster():
@@ -104,10 +107,14 @@ def test_eligible_but_not_faster_says_the_dense_path_was_kept():
 
 
 def test_a_failed_sparse_variant_gets_a_verdict_with_its_error_and_no_speedup():
-    verdict = judged(A72, [run("int8", 4), run("int8-sparse", 4, error="failed to prepare FULLY_CONNECTED")])
-    assert verdict["int8-sparse"]["speedup"] is None and verdict["int8-sparse"]["applied"] is False
-    assert verdict["int8-sparse"]["reasons"][0] == \
+    verdicts = judged(A72, [run("int8", 4), run("int8-sparse", 4, error="failed to prepare FULLY_CONNECTED"),
+                            run("fp32", 4), run("fp32-sparse", 4, error="killed")])
+    assert verdicts["int8-sparse"]["speedup"] is None and verdicts["int8-sparse"]["applied"] is False
+    assert verdicts["int8-sparse"]["reasons"][0] == \
         "measured: int8-sparse failed on this device (failed to prepare FULLY_CONNECTED)"
+    # Not blamed on the device: the dense twin's delegate was created.
+    assert verdicts["fp32-sparse"]["reasons"] == ["measured: fp32-sparse failed on this device (killed)",
+                                                  "not known: the sparse variant has no measurement to judge by"]
 
 
 def test_no_verdict_without_a_dense_twin_that_ran():

@@ -45,7 +45,10 @@ class DeviceCpu:
         return cls(arch=str(probe.get("arch") or run_info.get("arch") or "unknown"), part=probe.get("cpu_part"),
                    features=frozenset(probe.get("cpu_features") or ()))
 
-    def fp16_arithmetic(self) -> bool:
+    def fp16_arithmetic(self) -> bool | None:
+        """None when the device told neither its CPU part nor its feature flags."""
+        if self.part is None and not self.features:
+            return None
         return self.part in FP16_ARITHMETIC_PARTS or FP16_ARITHMETIC_HWCAPS <= self.features
 
     def sparse_blocker(self, delegate_created: bool) -> str | None:
@@ -70,7 +73,8 @@ def sparse_verdicts(document: ResultsDocument, eligibility: dict[str, dict[str, 
     """One verdict per device x model x threads x sparse variant whose dense twin ran with XNNPACK;
     ``eligibility`` maps model -> the export's ``xnnpack_sparse`` verdict (None without a manifest)."""
     verdicts = []
-    for sparse in document.runs:
+    device_order = {name: index for index, name in enumerate(document.settings.get("devices", []))}
+    for sparse in sorted(document.runs, key=lambda run: device_order.get(run.device, len(device_order))):
         dense_name = DENSE_TWIN.get(sparse.variant)
         if dense_name is None or not sparse.xnnpack:
             continue
@@ -88,8 +92,9 @@ def verdict(dense: RunRecord, sparse: RunRecord, eligibility: dict[str, Any] | N
     speedup = measured_speedup(dense.samples_ms or [], sparse.samples_ms or []) if sparse.ok else None
     engaged = speedup is not None and speedup.low > ENGAGED_SPEEDUP
     eligible = None if eligibility is None else bool(eligibility.get("eligible"))
-    blockers = [blocker for blocker in (graph_blocker(eligibility, quantization),
-                                        cpu.sparse_blocker(bool((sparse.xnnpack_delegate or {}).get("delegate_created"))),
+    # The dense twin ran: its delegate evidence is the device's (a failed sparse run may have none).
+    delegate_created = bool((dense.xnnpack_delegate or {}).get("delegate_created"))
+    blockers = [blocker for blocker in (graph_blocker(eligibility, quantization), cpu.sparse_blocker(delegate_created),
                                         data_type_blocker(quantization)) if blocker]
     reasons = [measured(dense, sparse, speedup)] + blockers
     if quantization == FLOAT16 and cpu.arch in ARM64_ARCHES:
@@ -137,14 +142,18 @@ def data_type_blocker(quantization: str) -> str | None:
 
 
 def fp16_note(cpu: DeviceCpu) -> str:
-    has = ("has" if cpu.fp16_arithmetic() else "lacks") + " fp16 arithmetic"
+    arithmetic = cpu.fp16_arithmetic()
+    has = ("whether this CPU has fp16 arithmetic is not known" if arithmetic is None
+           else f"this CPU {'has' if arithmetic else 'lacks'} fp16 arithmetic")
     return (f"fp16 weights: XNNPACK widens them to fp32 when it creates the operator and runs the fp32 sparse kernel, "
-            f"so expect about fp32-sparse's speed-up; this CPU {has}, which matters only when fp16 compute is forced "
+            f"so expect about fp32-sparse's speed-up; {has}, which matters only when fp16 compute is forced "
             f"({DOC} §2, §4)")
 
 
 def conclusion(variant: str, dense: str, speedup: RatioEstimate | None, engaged: bool, applied: bool,
                blockers: list[str]) -> str:
+    if speedup is None:
+        return "not known: the sparse variant has no measurement to judge by"
     if applied:
         return "sparse inference applied: an eligible graph, a CPU and data type XNNPACK's sparse path takes, " \
                "measurably faster"
@@ -153,7 +162,5 @@ def conclusion(variant: str, dense: str, speedup: RatioEstimate | None, engaged:
                 f"the gap comes from elsewhere (noise on a busy device, a different kernel); measure again")
     if blockers:
         return f"not applied: {variant} runs {dense}'s dense kernels and buys a smaller file, not speed"
-    if speedup is None:
-        return "not known: the sparse variant has no measurement to judge by"
     return ("eligible on this CPU but not measurably faster: XNNPACK probably kept the dense path (every 1x1 "
             "convolution and fully connected layer of the cluster together need more than 2/3 zeros)")

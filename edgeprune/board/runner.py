@@ -85,6 +85,12 @@ class RunnerClient:
         for server in servers:
             server.close()
 
+    def abandon(self) -> None:
+        """Let go of the servers of a device that stopped answering, without waiting for them."""
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.abandon()
+
     def __enter__(self) -> RunnerClient:
         return self
 

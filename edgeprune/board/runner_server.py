@@ -58,7 +58,7 @@ class RunnerServer:
         except BaseException:
             self._end()
             raise
-        if reply.get("id") != request_id:
+        if type(reply.get("id")) is not int or reply["id"] != request_id:
             self._end()
             raise self._invalid(f"a reply to request {printable_id(reply.get('id'))}, not {request_id}")
         return reply
@@ -76,10 +76,16 @@ class RunnerServer:
             pass
         self._process.kill()
 
+    def abandon(self) -> None:
+        """Let go of the server on a device that stopped answering: no waiting, it ends with the connection."""
+        if not self.ended:
+            self.ended = True
+            self._process.abandon()
+
     def _reply_line(self, wait_s: float, *, timeout_s: float | None = None) -> dict[str, Any]:
         """The next line as a JSON object; a stopped server is a crash, a silent one is killed (or lost)."""
         try:
-            line = self._process.readline(wait_s)
+            line = self._process.readline(wait_s, limit=MAX_REPLY_BYTES)
         except DeviceTimeout:
             killed = self._process.kill()
             self.ended = True
@@ -91,11 +97,14 @@ class RunnerServer:
         if len(line) > MAX_REPLY_BYTES:
             raise invalid_reply(self.device.name, f"{len(line) / 2**20:.0f} MB, more than the "
                                                   f"{MAX_REPLY_BYTES // 2**20} MB a reply may be")
-        if not line.endswith(b"\n"):  # its stdout closed: the server itself is gone
+        if not line.endswith(b"\n"):  # its stdout closed: the server itself is gone, or must be
             exit_code = self._process.wait(CLOSE_TIMEOUT_S)
             self.ended = True
-            raise RunnerError(self.device.name, crash_message(-1 if exit_code is None else exit_code,
-                                                              self._process.stderr), kind="crash")
+            if exit_code is None:
+                self._process.kill()
+                raise RunnerError(self.device.name, "the runner closed its output without ending, and was killed",
+                                  kind="crash")
+            raise RunnerError(self.device.name, crash_message(exit_code, self._process.stderr), kind="crash")
         try:
             reply = parse_json(line)
         except ParseError as exc:

@@ -56,6 +56,7 @@ DEQUANTIZABLE = ("float32", "float16", "int8", "uint8", "int16")
 LOCK_POLL_SECONDS = 0.2
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 MAX_REQUEST_BYTES = 1 << 20
+MAX_TIMEOUT_S = 7 * 86400  # what bench and sweep accept for --timeout
 
 # A 1 KB Dense(4->3) model: lets `probe` show whether the runtime brings XNNPACK without any upload.
 PROBE_MODEL = "".join((
@@ -563,7 +564,7 @@ def parse_request(line: bytes) -> tuple:
     request_id = request_id if type(request_id) is int else None
     valid = (request_id is not None and isinstance(argv, list) and bool(argv)
              and all(isinstance(arg, str) for arg in argv) and argv[0] in SERVED_COMMANDS
-             and type(timeout_s) in (int, float) and 0 < timeout_s <= 86400)
+             and type(timeout_s) in (int, float) and 0 < timeout_s <= MAX_TIMEOUT_S)
     if not valid:
         return request_id, None, ("not a request: one JSON line with id, argv (a "
                                   f"{' or '.join(SERVED_COMMANDS)} command) and timeout_s")
@@ -571,27 +572,15 @@ def parse_request(line: bytes) -> tuple:
 
 
 def measured_in_child(argv: list, timeout_s: float) -> dict:
-    """Run one command in a forked child; its reply, or why it has none (crashed, killed at ``timeout_s``)."""
-    reply_read, reply_write = os.pipe()
-    with tempfile.TemporaryFile() as child_stderr:
-        server_pid = os.getpid()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(reply_read)
-            run_child(argv, reply_write, child_stderr.fileno(), server_pid)
-        os.close(reply_write)
-        try:
-            data, timed_out = read_until_closed(reply_read, timeout_s)
-        finally:
-            os.close(reply_read)
-        if timed_out:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        child_stderr.seek(0)
-        stderr_text = child_stderr.read()[-65536:].decode("utf-8", "replace")
+    """Run one command in a forked child; its reply, or why it has none (crashed, killed at ``timeout_s``, or
+    never started: no process, file or descriptor to spare on the board)."""
+    try:
+        with tempfile.TemporaryFile() as child_stderr:
+            data, timed_out, status = forked(argv, timeout_s, child_stderr.fileno())
+            child_stderr.seek(0)
+            stderr_text = child_stderr.read()[-65536:].decode("utf-8", "replace")
+    except OSError as exc:
+        return failure_reply(argv[0], RunnerFailure("crash", f"could not start a measurement: {one_line(exc)}"))
     sys.stderr.write(stderr_text)  # the runtime's logs still reach whoever reads the server's stderr
     sys.stderr.flush()
     if timed_out:
@@ -605,6 +594,33 @@ def measured_in_child(argv: list, timeout_s: float) -> dict:
     return failure_reply(argv[0], RunnerFailure("crash", child_death(status, stderr_text)))
 
 
+def forked(argv: list, timeout_s: float, stderr_fd: int) -> tuple:
+    """(reply bytes, whether it was killed at ``timeout_s``, its wait status) of a child that runs ``argv``."""
+    reply_read, reply_write = os.pipe()
+    try:
+        server_pid = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(reply_read)
+            run_child(argv, reply_write, stderr_fd, server_pid)
+    except OSError:
+        os.close(reply_read)
+        raise
+    finally:
+        os.close(reply_write)
+    try:
+        data, timed_out = read_until_closed(reply_read, timeout_s)
+    finally:
+        os.close(reply_read)
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return data, timed_out, status
+
+
 def run_child(argv: list, reply_fd: int, stderr_fd: int, server_pid: int) -> None:
     """The forked child: die with the server, then run the command as a fresh runner would, and exit."""
     started_ns = time.perf_counter_ns()
@@ -614,6 +630,7 @@ def run_child(argv: list, reply_fd: int, stderr_fd: int, server_pid: int) -> Non
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:  # the server died before the line above took effect
             os._exit(EXIT_FAILED)
+        os.dup2(stderr_fd, 1)  # what native code prints goes with the child's logs: its crash message shows it
         os.dup2(stderr_fd, 2)
         reset_peak_rss()
         reply, code = execute(argv, started_ns, emit=None)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 import paramiko
 
 from ...errors import DeviceError, DeviceTimeout
-from ..base import CommandResult, Device, DeviceProcess
+from ..base import LINE_LIMIT, CommandResult, Device, DeviceProcess
 from .connect import Connector, Route, reason
 from .settings import DEFAULT_WORKDIR, SSHSettings
 from .target import resolve_target
@@ -459,12 +459,12 @@ class SSHProcess(DeviceProcess):
         self._output = output
         self._channel = output.channel
 
-    def readline(self, timeout: float) -> bytes:
+    def readline(self, timeout: float, limit: int = LINE_LIMIT) -> bytes:
         stdout = self._output.stdout
         with self._lost_connection_is_a_device_error():
-            if not self._output.pump(time.monotonic() + timeout, lambda: b"\n" in stdout):
+            if not self._output.pump(time.monotonic() + timeout, lambda: b"\n" in stdout or len(stdout) > limit):
                 raise DeviceTimeout(self._device.name, f"'{self.argv[0]}' printed no line for {timeout:g} s")
-        end = stdout.find(b"\n") + 1 or len(stdout)
+        end = stdout.find(b"\n") + 1 or min(len(stdout), limit + 1)
         line = bytes(stdout[:end])
         del stdout[:end]
         return line
