@@ -113,7 +113,8 @@ def bench_cost(export_dir: Path, device: str, attempt: str) -> BenchCost:
     if failed:
         raise SystemExit(f"bench on {device} failed: {failed[0]}")
     summary = document.devices[device]
-    # One probe, then one fresh runner process per variant and round (the lock holder reports no runner time).
+    # One probe, then one measurement per variant and round (the lock holder and the runner server's start-up
+    # report no runner time: they count as overhead).
     calls = 1 + len(document.runs) * PLAN.rounds
     return BenchCost(device, attempt, summary["wall_seconds"], summary["runner_seconds"], calls,
                      summary["uploaded_bytes"])

@@ -353,7 +353,7 @@ def test_the_runner_killed_on_the_board(isolated_cwd, bench_device, variants) ->
 
     assert bench.finish() == 1
     runs = {run["variant"]: run for run in bench.runs()}
-    assert runs["fp32"]["status"] == "ok"
+    assert runs["fp32"]["status"] == "ok" and finished(runs["fp32"])  # its second round after fp16's crash
     assert runs["fp16"]["status"] == "failed"
     assert runs["fp16"]["error"].startswith(f"device '{bench_device}', slow/fp16 (")
     assert "runner was killed by" in runs["fp16"]["error"] and "without a reply" in runs["fp16"]["error"]
@@ -372,6 +372,54 @@ def test_a_runner_killed_in_a_later_round_keeps_the_rounds_before(isolated_cwd, 
     fp16 = {run["variant"]: run for run in bench.runs()}["fp16"]
     assert fp16["status"] == "failed" and "runner was killed by" in fp16["error"]
     assert fp16["rounds"] == {"done": 1, "planned": 2} and fp16["latency_ms"]["n"] == len(fp16["samples_ms"]) > 0
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def gone(pid: int, within: float = 120.0) -> bool:
+    """Whether ``pid`` has ended (a zombie counts as ended) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_hanging_measurement_fails_alone_and_the_runner_serves_on(isolated_cwd, bench_device, variants) -> None:
+    fp16_sha = hashlib.sha256(Path(variants[1]).read_bytes()).hexdigest()
+    held = HeldRunner(isolated_cwd / "held", f"{fp16_sha}.tflite")  # fp16's first round hangs
+    use_python(isolated_cwd, held.python)
+    bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "2", "--runs", "4",
+                                        "--warmup", "1", "--timeout", "20"])
+    hung = bench.hold(held)
+    server = parent_of(hung)
+
+    assert bench.finish() == 1
+    runs = {run["variant"]: run for run in bench.runs()}
+    assert runs["fp16"]["status"] == "failed" and "ran longer than 20 s and was killed" in runs["fp16"]["error"]
+    assert runs["fp32"]["status"] == "ok" and finished(runs["fp32"])  # both rounds, the second after the hang
+    assert gone(hung) and gone(server)
+
+
+def test_a_runner_killed_on_the_board_leaves_no_measurement_running(isolated_cwd, bench_device, variants) -> None:
+    held = HeldRunner(isolated_cwd / "held", "--runs")  # the first measurement: fp32
+    use_python(isolated_cwd, held.python)
+    bench = RunningBench(isolated_cwd, [*variants, "--device", bench_device, "--rounds", "1", "--runs", "4"])
+    measuring = bench.hold(held)
+
+    os.kill(parent_of(measuring), signal.SIGKILL)  # the server, not the measurement it runs
+
+    assert gone(measuring)  # it died with its server instead of measuring on
+    assert bench.finish() == 1
+    runs = {run["variant"]: run for run in bench.runs()}
+    assert runs["fp32"]["status"] == "failed" and "without a reply" in runs["fp32"]["error"]
+    assert runs["fp16"]["status"] == "ok"  # a new server took over
 
 
 def test_a_full_disk_on_the_board_fails_only_the_variant_that_does_not_fit(capsys, isolated_cwd, bench_device,

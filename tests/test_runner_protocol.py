@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgeprune.board.runner import PROTOCOL, runner_script
+from edgeprune.board.protocol import PROTOCOL
+from edgeprune.board.runner import runner_script
 
 
 def run_runner(*args: str) -> tuple[int, dict, str]:
@@ -25,6 +26,27 @@ def test_probe_reports_the_machine_and_runtime(tmp_path):
     assert reply["runtime"]["name"] == "ai_edge_litert"
     assert reply["xnnpack_available"] is True
     assert reply["workdir_free_mb"] > 0
+    assert isinstance(reply["cpu_features"], list) and all(isinstance(flag, str) for flag in reply["cpu_features"])
+
+
+def test_serve_answers_each_request_line_by_id_and_serves_on_after_a_bad_one(tiny_tflite):
+    bench = ["bench", "--model", str(tiny_tflite), "--runs", "3", "--warmup", "0"]
+    requests = [{"id": 1, "argv": bench, "timeout_s": 60},
+                "not json",
+                {"id": 2, "argv": ["probe"], "timeout_s": 60},  # not a served command
+                {"id": 3, "argv": bench, "timeout_s": 7 * 86400}]  # bench --timeout's limit
+    stdin = "".join((request if isinstance(request, str) else json.dumps(request)) + "\n" for request in requests)
+    completed = subprocess.run([sys.executable, str(runner_script()), "serve"], input=stdin, capture_output=True,
+                               text=True, timeout=120)
+    ready, *replies, last = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert completed.returncode == 0
+    assert ready["event"] == "ready" and ready["protocol"] == PROTOCOL and ready["runtime"]["name"] == "ai_edge_litert"
+    assert [(reply.get("id"), reply["ok"]) for reply in replies] == [(1, True), (None, False), (2, False), (3, True)]
+    assert len(replies[0]["samples_ns"]) == 3 and replies[0]["peak_rss_mb"] > 1
+    assert replies[1]["error"]["kind"] == "usage" and "not a request" in replies[1]["error"]["message"]
+    assert last == {"protocol": PROTOCOL, "ok": True, "command": "serve", "served": 4,
+                    "elapsed_ns": last["elapsed_ns"]}
+    assert "XNNPACK" in completed.stderr  # each child's runtime log is passed on
 
 
 def test_bench_times_every_invoke(tiny_tflite):

@@ -286,23 +286,44 @@ CRAFTED_REPLIES: dict[str, tuple[bytes, str | None]] = {
 
 
 def reply_faking_python(folder: Path, replies: dict[str, bytes]) -> Path:
-    """A ``python`` for the inventory: a ``bench`` (or ``probe``) call whose model's content hash (or 'probe') has a
-    crafted reply prints it and exits; every other call runs the real runner."""
+    """A ``python`` for the inventory that answers with a crafted reply where one is kept for the call: for a
+    ``probe`` (key 'probe') or a served ``bench`` request (key: its model's content hash), it prints that reply,
+    the request's id spliced in as text (so that non-JSON numbers stay as crafted); every other call and request
+    goes to the real runner."""
     folder.mkdir(parents=True)
     for key, reply in replies.items():
         (folder / key).write_bytes(reply)
     python = folder / "python"
     python.write_text(
         f"#!{sys.executable}\n"
-        "import os, sys\n"
+        "import json, os, subprocess, sys\n"
+        f"folder = {str(folder)!r}\n"
+        "def crafted(key):\n"
+        "    path = os.path.join(folder, key)\n"
+        "    return open(path, 'rb').read() if os.path.isfile(path) else None\n"
         "args = sys.argv[1:]\n"
         "command = args[1] if len(args) > 1 else ''\n"
-        "key = os.path.basename(args[args.index('--model') + 1]).split('.')[0] if command == 'bench' else command\n"
-        f"crafted = os.path.join({str(folder)!r}, key)\n"
-        "if os.path.isfile(crafted):\n"
-        "    sys.stdout.buffer.write(open(crafted, 'rb').read())\n"
+        "if command == 'probe' and crafted('probe') is not None:\n"
+        "    sys.stdout.buffer.write(crafted('probe'))\n"
         "    sys.exit(0)\n"
-        "os.execv(sys.executable, [sys.executable, *args])\n")
+        "if command != 'serve':\n"
+        "    os.execv(sys.executable, [sys.executable, *args])\n"
+        "real = subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(real.stdout.readline())\n"
+        "out.flush()\n"
+        "for line in sys.stdin.buffer:\n"
+        "    request = json.loads(line)\n"
+        "    argv = request['argv']\n"
+        "    reply = crafted(os.path.basename(argv[argv.index('--model') + 1]).split('.')[0])\n"
+        "    if reply is None:\n"
+        "        real.stdin.write(line)\n"
+        "        real.stdin.flush()\n"
+        "        reply = real.stdout.readline()\n"
+        "    elif reply.startswith(b'{'):\n"
+        "        reply = b'{\"id\": %d, ' % request['id'] + reply[1:]\n"
+        "    out.write(reply.rstrip(b'\\n') + b'\\n')\n"
+        "    out.flush()\n")
     python.chmod(0o755)
     return python
 
@@ -373,11 +394,12 @@ def test_a_crafted_probe_reply_fails_that_device_only(capsys, isolated_cwd, ssh_
 
 
 def runner_held_until(folder: Path, go: Path) -> tuple[Path, Path]:
-    """A ``python`` whose ``bench`` calls announce themselves in ``started`` and wait until ``go`` exists."""
+    """A ``python`` whose runner server (what measures: ``serve``) announces itself in ``started`` and waits until
+    ``go`` exists before it starts."""
     started = folder / "started"
     python = folder / "held-python"
     python.write_text("#!/bin/sh\n"
-                      f'if [ "$2" = bench ]; then\n'
+                      f'if [ "$2" = serve ]; then\n'
                       f'    touch "{started}"\n'
                       f'    while [ ! -e "{go}" ]; do sleep 0.05; done\n'
                       "fi\n"

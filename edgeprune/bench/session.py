@@ -146,9 +146,12 @@ class DeviceBench:
         try:
             self._measure_locked()
         finally:
+            # The runner ends before the lock goes: the board is ours until our runner has ended.
             if session.lost is None:
+                session.runner.close()
                 lock.release()
             else:
+                session.runner.abandon()
                 lock.abandon()
 
     def _fail_every_run(self, exc: DeviceError) -> None:

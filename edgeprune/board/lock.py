@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..devices.base import Device, DeviceProcess
 from ..errors import DeviceError, LockTimeout, RunnerError
-from .runner import check_reply, crash_message
+from .protocol import check_reply, crash_message
 
 LOCK_FILENAME = "bench.lock"
 HEARTBEAT_SECONDS = 20.0

@@ -27,6 +27,7 @@ MAX_DIMENSIONS = 16
 MAX_RSS_MB = MAX_MEASURE  # what the results reader accepts (a petabyte: anything above is no measurement)
 MIN_TEMPERATURE_C, MAX_TEMPERATURE_C = -273.15, 1000.0
 MAX_CORES = 2**16
+MAX_CPU_FEATURES = 1000  # an x86 server lists about 200 flags
 MAX_ELEMENTS = 2**40
 OUTPUT_NAME = re.compile(r"output_[0-9]{1,4}")
 
@@ -54,6 +55,8 @@ class ProbeReply(TypedDict):
     os: str
     kernel: str
     cpu_model: str | None
+    cpu_part: str | None
+    cpu_features: list[str]
     cpu_cores: int | None
     python: str
     python_executable: str
@@ -108,6 +111,8 @@ def probe_reply(reply: Fields) -> ProbeReply:
         "os": reply.text("os", limit=255),
         "kernel": reply.text("kernel", limit=255),
         "cpu_model": reply.text("cpu_model", null=True, limit=255),
+        "cpu_part": reply.text("cpu_part", null=True, limit=16),
+        "cpu_features": reply.texts("cpu_features", max_items=MAX_CPU_FEATURES, limit=64),
         "cpu_cores": reply.integer("cpu_cores", low=1, high=MAX_CORES, null=True),
         "python": reply.text("python", limit=64),
         "python_executable": reply.text("python_executable", limit=4096),

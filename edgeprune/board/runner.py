@@ -11,11 +11,11 @@ from typing import Any, Callable, TypeVar
 from ..devices.base import CommandResult, Device
 from ..errors import RunnerError
 from ..json_fields import FieldError, Fields
-from ..text import printable
 from ..parsing import ParseError, parse_json
+from .protocol import check_reply, crash_message, invalid_reply
+from .runner_server import RunnerServer
 from .replies import MAX_REPLY_BYTES, BenchReply, InferReply, ProbeReply, bench_reply, infer_reply, probe_reply
 
-PROTOCOL = 1
 RUNNER_FILENAME = "edgeprune_runner.py"
 PROBE_TIMEOUT_S = 120.0
 RUNNER_EXIT_CODES = (0, 3)  # the runner's own: 0 with an ok reply, 3 (its EXIT_FAILED) with an error reply
@@ -40,12 +40,20 @@ class BenchSettings:
 
 
 class RunnerClient:
-    """Starts the runner on a device, one fresh process per call, and checks its single JSON reply."""
+    """Runs the runner's commands on a device and checks each reply.
 
-    def __init__(self, device: Device, runner_path: str) -> None:
+    Measurements (``bench``, ``infer``) go to one ``serve`` process per runtime, started on first use and ended by
+    :meth:`close`: the imports and the SSH session are paid once, each measurement still gets a process of its
+    own. ``fresh_processes`` starts a new runner for every call instead (the design before ``serve``, kept to
+    compare the two: ``benchmarks/runner_overhead.py``).
+    """
+
+    def __init__(self, device: Device, runner_path: str, *, fresh_processes: bool = False) -> None:
         self.device = device
         self.runner_path = runner_path
+        self.fresh_processes = fresh_processes
         self.device_seconds = 0.0  # time the runner processes report for themselves, start to reply
+        self._servers: dict[str, RunnerServer] = {}
 
     def probe(self, *, runtime: str = "auto") -> ProbeReply:
         return self._call(["probe", "--runtime", runtime, "--workdir", self.device.workdir], PROBE_TIMEOUT_S,
@@ -57,7 +65,8 @@ class RunnerClient:
         argv += ["--min-seconds", repr(settings.min_seconds)]
         return self._call(argv, settings.timeout_s, lambda reply: bench_reply(
             reply, runs=settings.runs, warmup=settings.warmup, min_seconds=settings.min_seconds,
-            threads=settings.threads or None, xnnpack=settings.xnnpack, timeout_s=settings.timeout_s))
+            threads=settings.threads or None, xnnpack=settings.xnnpack, timeout_s=settings.timeout_s),
+            served_by=settings.runtime)
 
     def infer(
         self, model: str, inputs: str, outputs: str, *, threads: int | None, xnnpack: bool,
@@ -67,11 +76,34 @@ class RunnerClient:
         argv = ["infer", "--model", model, "--inputs", inputs, "--outputs", outputs]
         argv += ["--all-tensors"] if all_tensors else []
         return self._call(argv + model_options(threads, xnnpack, runtime), timeout_s,
-                          lambda reply: infer_reply(reply, outputs=outputs, threads=threads or None, xnnpack=xnnpack))
+                          lambda reply: infer_reply(reply, outputs=outputs, threads=threads or None, xnnpack=xnnpack),
+                          served_by=runtime)
 
-    def _call(self, argv: list[str], timeout_s: float, read: Callable[[Fields], T]) -> T:
-        result = self.device.run([self.device.python, self.runner_path, *argv], timeout=timeout_s)
-        reply = decode_reply(self.device.name, result)
+    def close(self) -> None:
+        """End the servers (never raises); a later call starts a new one."""
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()
+
+    def abandon(self) -> None:
+        """Let go of the servers of a device that stopped answering, without waiting for them."""
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.abandon()
+
+    def __enter__(self) -> RunnerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, argv: list[str], timeout_s: float, read: Callable[[Fields], T], *,
+              served_by: str | None = None) -> T:
+        if served_by is None or self.fresh_processes:
+            result = self.device.run([self.device.python, self.runner_path, *argv], timeout=timeout_s)
+            reply = decode_reply(self.device.name, result)
+        else:
+            reply = self._server(served_by).request(argv, timeout_s)
         fields = check_reply(self.device.name, reply)
         try:
             if reply.get("command") != argv[0]:
@@ -83,28 +115,11 @@ class RunnerClient:
         self.device_seconds += (elapsed_ns or 0) / 1e9
         return checked
 
-
-def check_reply(device: str, reply: dict[str, Any]) -> Fields:
-    """The fields of an ok reply in this protocol; the runner's own error (cleaned) for a failed one."""
-    protocol = reply.get("protocol")
-    if type(protocol) is not int or protocol != PROTOCOL:
-        spoken = f"protocol {protocol}" if type(protocol) is int and abs(protocol) < 1000 else "an unknown protocol"
-        raise RunnerError(device, f"runner speaks {spoken}, this edgeprune speaks protocol {PROTOCOL}",
-                          kind="protocol", hint="clear the device's workdir cache")
-    fields = Fields(reply)
-    try:
-        if fields.flag("ok"):
-            return fields
-        error = fields.object("error")
-        kind, message = error.text("kind", limit=64), error.text("message")
-    except FieldError as exc:
-        raise invalid_reply(device, exc) from None
-    raise RunnerError(device, message or f"the runner failed ({kind or 'no reason given'})", kind=kind)
-
-
-def invalid_reply(device: str, reason: Exception) -> RunnerError:
-    return RunnerError(device, f"invalid reply from the board: {printable(str(reason), 300)}", kind="protocol",
-                       hint="it did not answer as edgeprune's runner does: check the device's 'python' setting")
+    def _server(self, runtime: str) -> RunnerServer:
+        server = self._servers.get(runtime)
+        if server is None or server.ended:  # none yet, or the last one died or was killed at a time limit
+            server = self._servers[runtime] = RunnerServer.start(self.device, self.runner_path, runtime)
+        return server
 
 
 def model_options(threads: int | None, xnnpack: bool, runtime: str) -> list[str]:
@@ -134,18 +149,3 @@ def decode_reply(device: str, result: CommandResult) -> dict[str, Any]:
             raise RunnerError(device, crash_message(result.exit_code, result.stderr), kind="crash")
         raise invalid_reply(device, problem)
     return reply
-
-
-def crash_message(exit_code: int, stderr: bytes) -> str:
-    """A runner that died without its JSON reply: say how (signal or exit code) and its last words (cleaned)."""
-    if exit_code == -1:  # SSH reports a remote death by signal without the signal
-        how = "was killed by a signal"
-    elif exit_code < 0:
-        how = f"was killed by signal {-exit_code}"
-    elif exit_code > 128:
-        how = f"exited with code {exit_code} (signal {exit_code - 128}?)"
-    else:
-        how = f"exited with code {exit_code}"
-    lines = stderr[-16384:].decode("utf-8", "replace").splitlines()
-    tail = [printable(line, 300) for line in lines if printable(line).strip()][-3:]
-    return f"runner {how} without a reply" + (f": {' | '.join(tail)}" if tail else "")

@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--min-seconds", type=number(0.0, MAX_MIN_SECONDS), default=0.0,
                        help="keep timing at least this long per variant")
     bench.add_argument("--rounds", type=whole_number(1, MAX_ROUNDS), default=3,
-                       help="interleaved rounds, each a fresh process per variant (default 3; at most --runs)")
+                       help="interleaved rounds, each a process of its own per variant (default 3; at most --runs)")
     bench.add_argument("--threads", type=thread_counts, default=None,
                        help="interpreter threads, e.g. 1 or 1,4 (default: the device's 'threads', else 1)")
     bench.add_argument("--xnnpack", choices=("on", "off", "both"), default="on",

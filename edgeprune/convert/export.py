@@ -96,9 +96,8 @@ def build_export(request: ExportRequest, calibration_arrays: dict[str, np.ndarra
     samples, real_samples = validation_inputs(calibration, input_shape,
                                               real=calibration_info.get("source") != "random")
     reference = reference_outputs(loaded.model, samples)
-    runner = RunnerClient(LocalDevice(), str(runner_script()))
     records = []
-    with Converter.for_model(loaded) as converter:
+    with RunnerClient(LocalDevice(), str(runner_script())) as runner, Converter.for_model(loaded) as converter:
         for spec in specs:
             progress(f"{spec.name}: converting")
             records.append(build_variant(converter, spec, calibration, staging, samples, reference, real_samples,

@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """edgeprune's device runner: measures one TFLite model on the machine it runs on.
 
-It is copied to the board and started there, one fresh process per model and round, so it needs only the
-standard library, numpy and a TFLite runtime (ai_edge_litert, tflite_runtime or tensorflow.lite). It never
-imports edgeprune. It speaks a versioned JSON protocol: exactly one JSON object on stdout, errors included;
-everything else (runtime logs) goes to stderr. Only ``lock`` prints progress lines (``{"event": ...}``) before
-its reply: it holds the board lock for a whole bench, until its stdin closes.
+It is copied to the board and started there. It needs only the standard library, numpy and a TFLite runtime
+(ai_edge_litert, tflite_runtime or tensorflow.lite), and never imports edgeprune. It speaks a versioned JSON
+protocol: exactly one JSON object on stdout per command, errors included; everything else (runtime logs) goes to
+stderr. Two commands live longer and print lines before their final reply (``{"event": ...}`` or replies):
+``lock`` holds the board lock for a whole bench, until its stdin closes; ``serve`` imports numpy and the runtime
+once, then answers one request per stdin line (``{"id": N, "argv": [...], "timeout_s": S}``, argv as for a
+``bench`` or ``infer`` command) with that command's reply plus ``"id"``. Each request is measured in a child
+forked for it: a clean process of its own (its own peak RSS, init time and first invoke), without paying the
+imports again. A child that crashes or outlives ``timeout_s`` fails that request only; a child never outlives
+the server (``PR_SET_PDEATHSIG``).
 
     edgeprune_runner.py probe [--runtime NAME] [--workdir DIR]
     edgeprune_runner.py bench --model M [--threads N] [--warmup N] [--runs N] [--min-seconds S]
                               [--xnnpack on|off] [--runtime NAME] [--seed N]
     edgeprune_runner.py infer --model M --inputs X.npy --outputs OUT.npz [--threads N] [--xnnpack on|off]
                               [--runtime NAME]
+    edgeprune_runner.py serve [--runtime NAME]
     edgeprune_runner.py lock --path WORKDIR/bench.lock [--timeout S] [--holder-host NAME] [--holder-pid N]
                              [--heartbeat-timeout S]
 """
@@ -21,7 +27,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes
 import datetime
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -30,7 +38,9 @@ import json
 import os
 import platform
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +54,9 @@ XNNPACK_CREATED_MARK = "Created TensorFlow Lite XNNPACK delegate"
 # Op outputs that carry activations, as floats or quantized (indices, shapes and int32 accumulators do not).
 DEQUANTIZABLE = ("float32", "float16", "int8", "uint8", "int16")
 LOCK_POLL_SECONDS = 0.2
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+MAX_REQUEST_BYTES = 1 << 20
+MAX_TIMEOUT_S = 7 * 86400  # what bench and sweep accept for --timeout
 
 # A 1 KB Dense(4->3) model: lets `probe` show whether the runtime brings XNNPACK without any upload.
 PROBE_MODEL = "".join((
@@ -158,6 +171,7 @@ def runtime_installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+@functools.lru_cache(maxsize=None)  # serve's children inherit the server's: no import or version lookup per call
 def load_runtime(forced: str | None) -> Runtime:
     if forced and forced != "auto":
         if forced not in RUNTIME_ORDER:
@@ -247,12 +261,40 @@ def peak_rss_mb() -> float | None:
         return None
 
 
-def cpu_model() -> str | None:
-    cpuinfo = read_text("/proc/cpuinfo") or ""
+def reset_peak_rss() -> bool:
+    """Start this process's peak RSS (VmHWM) over from its current RSS (Linux 4.0+): a forked child then reports
+    its own peak, not the server's. False where the kernel does not offer it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cpuinfo_fields() -> dict:
+    """/proc/cpuinfo's first value of each key (the first core's; boards people bench on are not big.LITTLE-aware
+    here, and the sparse rules depend on the ISA, which all cores share)."""
     fields: dict = {}
-    for line in cpuinfo.splitlines():
+    for line in (read_text("/proc/cpuinfo") or "").splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_part() -> str | None:
+    """ARM's "CPU part" (0xd08 is a Cortex-A72): XNNPACK's CPU detection knows some cores' features by it."""
+    return cpuinfo_fields().get("CPU part", "").lower() or None
+
+
+def cpu_features() -> list:
+    """The CPU's feature flags ("Features" on ARM, "flags" on x86): fphp/asimdhp, avx and the like."""
+    fields = cpuinfo_fields()
+    return sorted(set((fields.get("Features") or fields.get("flags") or "").split()))
+
+
+def cpu_model() -> str | None:
+    fields = cpuinfo_fields()
     if fields.get("model name"):
         return fields["model name"]
     core = ARM_CORES.get(fields.get("CPU part", "").lower())
@@ -327,6 +369,8 @@ def command_probe(args) -> dict:
         "os": os_name(),
         "kernel": platform.release(),
         "cpu_model": cpu_model(),
+        "cpu_part": cpu_part(),
+        "cpu_features": cpu_features(),
         "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
@@ -482,6 +526,147 @@ def op_outputs(interpreter) -> list:
     return layers
 
 
+def command_serve(args) -> dict:
+    """Answer requests from stdin, each measured in a child forked for it, until stdin closes."""
+    runtime = load_runtime(args.runtime)  # the imports a fresh process per call would pay every time
+    import numpy.random  # noqa: F401  (imported once here, shared by every child; random inputs need it)
+
+    args.emit({"event": "ready", "runtime": runtime.describe(), "pid": os.getpid()})
+    served = 0
+    for request_id, argv, timeout_s in read_requests():
+        if argv is None:  # a request that could not be read: answered, the server goes on
+            reply = failure_reply(None, RunnerFailure("usage", timeout_s))
+        else:
+            reply = measured_in_child(argv, timeout_s)
+        args.emit({**reply, "id": request_id})
+        served += 1
+    return {"served": served}
+
+
+def read_requests():
+    """(id, argv, timeout_s) per stdin line, until stdin closes."""
+    with os.fdopen(os.dup(0), "rb", buffering=0) as stdin:
+        while True:
+            line = stdin.readline(MAX_REQUEST_BYTES + 1)
+            if not line:
+                return
+            yield parse_request(line)
+
+
+def parse_request(line: bytes) -> tuple:
+    """(id, argv, timeout_s); for a line that is no request, argv is None and the reason takes timeout_s's place."""
+    try:
+        request = json.loads(line.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        request = None
+    request = request if isinstance(request, dict) else {}
+    request_id, argv, timeout_s = request.get("id"), request.get("argv"), request.get("timeout_s")
+    request_id = request_id if type(request_id) is int else None
+    valid = (request_id is not None and isinstance(argv, list) and bool(argv)
+             and all(isinstance(arg, str) for arg in argv) and argv[0] in SERVED_COMMANDS
+             and type(timeout_s) in (int, float) and 0 < timeout_s <= MAX_TIMEOUT_S)
+    if not valid:
+        return request_id, None, ("not a request: one JSON line with id, argv (a "
+                                  f"{' or '.join(SERVED_COMMANDS)} command) and timeout_s")
+    return request_id, argv, float(timeout_s)
+
+
+def measured_in_child(argv: list, timeout_s: float) -> dict:
+    """Run one command in a forked child; its reply, or why it has none (crashed, killed at ``timeout_s``, or
+    never started: no process, file or descriptor to spare on the board)."""
+    try:
+        with tempfile.TemporaryFile() as child_stderr:
+            data, timed_out, status = forked(argv, timeout_s, child_stderr.fileno())
+            child_stderr.seek(0)
+            stderr_text = child_stderr.read()[-65536:].decode("utf-8", "replace")
+    except OSError as exc:
+        return failure_reply(argv[0], RunnerFailure("crash", f"could not start a measurement: {one_line(exc)}"))
+    sys.stderr.write(stderr_text)  # the runtime's logs still reach whoever reads the server's stderr
+    sys.stderr.flush()
+    if timed_out:
+        return failure_reply(argv[0], RunnerFailure("timeout", f"ran longer than {timeout_s:g} s and was killed"))
+    try:
+        reply = json.loads(data.decode("utf-8"))
+        if isinstance(reply, dict):
+            return reply
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return failure_reply(argv[0], RunnerFailure("crash", child_death(status, stderr_text)))
+
+
+def forked(argv: list, timeout_s: float, stderr_fd: int) -> tuple:
+    """(reply bytes, whether it was killed at ``timeout_s``, its wait status) of a child that runs ``argv``."""
+    reply_read, reply_write = os.pipe()
+    try:
+        server_pid = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(reply_read)
+            run_child(argv, reply_write, stderr_fd, server_pid)
+    except OSError:
+        os.close(reply_read)
+        raise
+    finally:
+        os.close(reply_write)
+    try:
+        data, timed_out = read_until_closed(reply_read, timeout_s)
+    finally:
+        os.close(reply_read)
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return data, timed_out, status
+
+
+def run_child(argv: list, reply_fd: int, stderr_fd: int, server_pid: int) -> None:
+    """The forked child: die with the server, then run the command as a fresh runner would, and exit."""
+    started_ns = time.perf_counter_ns()
+    code = EXIT_FAILED
+    try:
+        with contextlib.suppress(OSError, AttributeError):  # not Linux: the server's own kill still reaches it
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != server_pid:  # the server died before the line above took effect
+            os._exit(EXIT_FAILED)
+        os.dup2(stderr_fd, 1)  # what native code prints goes with the child's logs: its crash message shows it
+        os.dup2(stderr_fd, 2)
+        reset_peak_rss()
+        reply, code = execute(argv, started_ns, emit=None)
+        data = json.dumps(reply).encode("utf-8")
+        while data:
+            data = data[os.write(reply_fd, data):]
+    finally:
+        os._exit(code)
+
+
+def read_until_closed(fd: int, timeout_s: float) -> tuple:
+    """Everything written to ``fd`` until its writer closes it; (data, True) if ``timeout_s`` passed first."""
+    chunks = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b"".join(chunks), True
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if readable:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks), False
+            chunks.append(chunk)
+
+
+def child_death(status: int, stderr_text: str) -> str:
+    """How a child ended without its reply, in the words the host uses for a runner that died."""
+    if os.WIFSIGNALED(status):
+        how = f"was killed by signal {os.WTERMSIG(status)}"
+    else:
+        how = f"exited with code {os.WEXITSTATUS(status) if os.WIFEXITED(status) else status}"
+    tail = [line.strip()[:300] for line in stderr_text.splitlines() if line.strip()][-3:]
+    return f"runner {how} without a reply" + (f": {' | '.join(tail)}" if tail else "")
+
+
 def command_lock(args) -> dict:
     """Hold an exclusive flock on ``args.path`` until stdin closes: one bench per board at a time.
 
@@ -546,6 +731,7 @@ class ProtocolArgumentParser(argparse.ArgumentParser):
         raise RunnerFailure("usage", message)
 
 
+@functools.lru_cache(maxsize=None)  # built once per serve: argparse's gettext lookups cost ms per call
 def build_parser() -> argparse.ArgumentParser:
     parser = ProtocolArgumentParser(prog="edgeprune_runner.py")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ProtocolArgumentParser)
@@ -570,6 +756,8 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--inputs", required=True)
     infer.add_argument("--outputs", required=True)
     infer.add_argument("--all-tensors", action="store_true", help="also every op's outputs (needs --xnnpack off)")
+    serve = commands.add_parser("serve")
+    serve.add_argument("--runtime", default="auto")
     lock = commands.add_parser("lock")
     lock.add_argument("--path", required=True)
     lock.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for the lock")
@@ -579,33 +767,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer, "lock": command_lock}
+COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer, "serve": command_serve,
+            "lock": command_lock}
+SERVED_COMMANDS = ("bench", "infer")
+
+
+def failure_reply(command, failure: RunnerFailure) -> dict:
+    return {"protocol": PROTOCOL, "ok": False, "command": command,
+            "error": {"kind": failure.kind, "message": failure.message}}
+
+
+def execute(argv, started_ns: int, emit) -> tuple:
+    """One command's reply and exit code; ``emit`` writes the lines a long-lived command prints before it."""
+    command = None
+    try:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        args.emit = lambda event: emit({"protocol": PROTOCOL, "command": command, **event})
+        reply = {"protocol": PROTOCOL, "ok": True, "command": command, **COMMANDS[command](args)}
+        exit_code = 0
+    except RunnerFailure as failure:
+        reply, exit_code = failure_reply(command, failure), EXIT_FAILED
+    except ImportError as exc:
+        reply, exit_code = failure_reply(command, RunnerFailure("runtime-missing", one_line(exc))), EXIT_FAILED
+    except Exception as exc:  # the protocol promises JSON even for bugs: report them, don't crash silently
+        reply = failure_reply(command, RunnerFailure("internal", f"{type(exc).__name__}: {one_line(exc)}"))
+        exit_code = EXIT_FAILED
+    reply["elapsed_ns"] = time.perf_counter_ns() - started_ns
+    return reply, exit_code
 
 
 def main(argv=None) -> int:
     with stdout_reserved_for_protocol() as protocol_fd:
-        command = None
-        try:
-            args = build_parser().parse_args(argv)
-            command = args.command
-            args.emit = lambda event: os.write(  # progress lines of a streaming command (lock)
-                protocol_fd, (json.dumps({"protocol": PROTOCOL, "command": command, **event}) + "\n").encode("utf-8"))
-            reply = {"protocol": PROTOCOL, "ok": True, "command": command, **COMMANDS[command](args)}
-            exit_code = 0
-        except RunnerFailure as failure:
-            reply = {"protocol": PROTOCOL, "ok": False, "command": command,
-                     "error": {"kind": failure.kind, "message": failure.message}}
-            exit_code = EXIT_FAILED
-        except ImportError as exc:
-            reply = {"protocol": PROTOCOL, "ok": False, "command": command,
-                     "error": {"kind": "runtime-missing", "message": one_line(exc)}}
-            exit_code = EXIT_FAILED
-        except Exception as exc:  # the protocol promises JSON even for bugs: report them, don't crash silently
-            reply = {"protocol": PROTOCOL, "ok": False, "command": command,
-                     "error": {"kind": "internal", "message": f"{type(exc).__name__}: {one_line(exc)}"}}
-            exit_code = EXIT_FAILED
-        reply["elapsed_ns"] = time.perf_counter_ns() - STARTED_NS
-        os.write(protocol_fd, (json.dumps(reply) + "\n").encode("utf-8"))
+        def emit(line: dict) -> None:
+            os.write(protocol_fd, (json.dumps(line) + "\n").encode("utf-8"))
+
+        reply, exit_code = execute(argv, STARTED_NS, emit)
+        emit(reply)
     return exit_code
 
 

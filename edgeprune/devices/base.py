@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 # How long a bench waits for a board to be its own (a farm place to come free, then the board lock): a bench of a
 # few models on a Pi takes minutes; a queue of CI jobs, more.
 DEFAULT_LOCK_TIMEOUT_S = 1800.0
+LINE_LIMIT = 2**20  # what DeviceProcess.readline keeps of a line by default
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ class DeviceProcess(abc.ABC):
     argv: tuple[str, ...]
 
     @abc.abstractmethod
-    def readline(self, timeout: float) -> bytes:
-        """The next stdout line with its newline; ``b""`` once stdout is closed.
+    def readline(self, timeout: float, limit: int = LINE_LIMIT) -> bytes:
+        """The next stdout line with its newline; ``b""`` once stdout is closed. A line longer than ``limit`` comes
+        back as its first ``limit + 1`` bytes, so that a device cannot fill this machine's memory with one line.
 
         Raises :class:`~edgeprune.errors.DeviceTimeout` when no whole line arrives within ``timeout`` seconds.
         """
@@ -58,8 +60,9 @@ class DeviceProcess(abc.ABC):
         """The exit code once the command has ended, or None if it still runs after ``timeout`` seconds."""
 
     @abc.abstractmethod
-    def kill(self) -> None:
-        """Kill the command (its whole process group on the device) and release the transport. Best effort."""
+    def kill(self) -> bool:
+        """Kill the command (its whole process group on the device) and release the transport. Best effort: False
+        when the device did not answer the kill (the command may still run there until the connection ends)."""
 
     def abandon(self) -> None:
         """Let go of a command on a device that stopped answering, without waiting for it: it ends with the

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DeviceError, DeviceTimeout
-from .base import CommandResult, Device, DeviceProcess
+from .base import LINE_LIMIT, CommandResult, Device, DeviceProcess
 
 
 def default_local_workdir() -> Path:
@@ -146,14 +146,14 @@ class LocalProcess(DeviceProcess):
         self._open = {popen.stdout.fileno(): self._stdout, popen.stderr.fileno(): self._stderr}  # type: ignore[union-attr]
         self._read_lock = threading.Lock()
 
-    def readline(self, timeout: float) -> bytes:
+    def readline(self, timeout: float, limit: int = LINE_LIMIT) -> bytes:
         deadline = time.monotonic() + timeout
         stdout_fd = self._popen.stdout.fileno()  # type: ignore[union-attr]
         with self._read_lock:
             while True:
                 newline = self._stdout.find(b"\n")
-                if newline >= 0 or stdout_fd not in self._open:
-                    end = newline + 1 if newline >= 0 else len(self._stdout)
+                if newline >= 0 or stdout_fd not in self._open or len(self._stdout) > limit:
+                    end = newline + 1 if newline >= 0 else min(len(self._stdout), limit + 1)
                     line = bytes(self._stdout[:end])
                     del self._stdout[:end]
                     return line
@@ -189,10 +189,11 @@ class LocalProcess(DeviceProcess):
         except subprocess.TimeoutExpired:
             return None
 
-    def kill(self) -> None:
+    def kill(self) -> bool:
         kill_group(self._popen)
         self._popen.wait()
         self.close_stdin()
+        return True
 
     @property
     def stderr(self) -> bytes:

@@ -34,9 +34,9 @@ def compare(request: CompareRequest) -> Compared:
         raise ModelLoadError(f"'{request.candidate}' takes inputs of shape {list(model_input_shape(request.candidate))}"
                              f", '{request.reference}' of {list(input_shape)}: they are not variants of one model")
     inputs, note = comparison_inputs(request.candidate, request.data, input_shape)
-    runner = RunnerClient(LocalDevice(), str(runner_script()))
-    reference = capture_layers(request.reference, inputs, runner)
-    candidate = capture_layers(request.candidate, inputs, runner)
+    with RunnerClient(LocalDevice(), str(runner_script())) as runner:
+        reference = capture_layers(request.reference, inputs, runner)
+        candidate = capture_layers(request.candidate, inputs, runner)
     return Compared(compare_layers(reference, candidate), note)
 
 

@@ -40,11 +40,19 @@ def render_bench(document: ResultsDocument) -> str:
         rows.append(row)
     lines = [format_table(headers, rows)]
     for verdict in document.sparse_inference:
-        state = "applied" if verdict["applied"] else "not applied"
-        headline = f"XNNPACK sparse inference on {verdict['device']} ({verdict['arch']}), {verdict['model']}: {state}"
-        lines.append(f"\n{one_line(headline)}")
+        lines.append(f"\n{one_line('XNNPACK sparse inference on ' + sparse_headline(verdict))}")
         lines.extend(f"  - {one_line(reason)}" for reason in verdict["reasons"])
     return "\n".join(lines)
+
+
+def sparse_headline(verdict: dict) -> str:
+    """``pi4 (aarch64), mobilenet, fp16-sparse vs fp16, 1 thread: applied``; files before per-variant verdicts
+    judged fp32-sparse only."""
+    threads = verdict.get("threads")
+    pair = f"{verdict.get('variant', 'fp32-sparse')} vs {verdict.get('dense_variant', REFERENCE_VARIANT)}"
+    return (f"{verdict['device']} ({verdict['arch']}), {verdict['model']}, {pair}"
+            f"{f', {threads} thread' + ('s' if threads != 1 else '') if threads else ''}: "
+            f"{'applied' if verdict['applied'] else 'not applied'}")
 
 
 def runs_in_device_order(document: ResultsDocument) -> list[RunRecord]:

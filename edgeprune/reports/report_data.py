@@ -18,7 +18,7 @@ from ..results.manifest import MANIFEST_FILENAME
 from ..results.sweep import SWEEP_FILENAME, read_sweep
 from ..text import human_bytes, percent, printable, shorten
 from ..variants import REFERENCE_VARIANT
-from .bench_table import ms, percentiles_ms, speedup_text
+from .bench_table import ms, percentiles_ms, sparse_headline, speedup_text
 from .exports import ModelExport, model_exports, rejected_variants
 from .sweep_view import SweepView
 from .table import LongText
@@ -201,8 +201,7 @@ class ReportData:
 
     def sparse_inference(self) -> list[tuple[str, list[str]]]:
         """Bench's verdicts on XNNPACK sparse inference: a headline and its reasons each."""
-        return [(f"{verdict['device']} ({verdict['arch']}), {verdict['model']}: "
-                 f"{'applied' if verdict['applied'] else 'not applied'}", list(verdict["reasons"]))
+        return [(sparse_headline(verdict), list(verdict["reasons"]))
                 for verdict in self.document.sparse_inference]
 
     @staticmethod

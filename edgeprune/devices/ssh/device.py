@@ -22,13 +22,14 @@ from typing import Any, Callable, Iterator, Sequence
 import paramiko
 
 from ...errors import DeviceError, DeviceTimeout
-from ..base import CommandResult, Device, DeviceProcess
+from ..base import LINE_LIMIT, CommandResult, Device, DeviceProcess
 from .connect import Connector, Route, reason
 from .settings import DEFAULT_WORKDIR, SSHSettings
 from .target import resolve_target
 
 HELPER_TIMEOUT = 10.0  # the short commands edgeprune runs for itself (kill, df)
 SFTP_REPLY_TIMEOUT = 60.0
+PIPE_RACE_S = 0.05  # see _RemoteProcess.pump
 
 # Every command runs through this POSIX sh snippet: it announces its PID (so a timed-out command can be killed
 # on the device) or that the program is missing, then execs the program so the PID stays the program's.
@@ -390,7 +391,10 @@ class _RemoteProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            select.select([self.channel], [], [], remaining)  # readable on new stdout/stderr data and at EOF
+            # Readable on new stdout/stderr data and at EOF, but not always: paramiko's OrPipe is not thread-safe,
+            # and stdout arriving while stderr is drained can clear the pipe with the data still buffered. Look
+            # again every PIPE_RACE_S so such a line waits milliseconds, not until the deadline.
+            select.select([self.channel], [], [], min(remaining, PIPE_RACE_S))
 
     def ended(self) -> bool:
         """All output is in: the command closed it, or the channel closed (killed, or the connection dropped)."""
@@ -455,12 +459,12 @@ class SSHProcess(DeviceProcess):
         self._output = output
         self._channel = output.channel
 
-    def readline(self, timeout: float) -> bytes:
+    def readline(self, timeout: float, limit: int = LINE_LIMIT) -> bytes:
         stdout = self._output.stdout
         with self._lost_connection_is_a_device_error():
-            if not self._output.pump(time.monotonic() + timeout, lambda: b"\n" in stdout):
+            if not self._output.pump(time.monotonic() + timeout, lambda: b"\n" in stdout or len(stdout) > limit):
                 raise DeviceTimeout(self._device.name, f"'{self.argv[0]}' printed no line for {timeout:g} s")
-        end = stdout.find(b"\n") + 1 or len(stdout)
+        end = stdout.find(b"\n") + 1 or min(len(stdout), limit + 1)
         line = bytes(stdout[:end])
         del stdout[:end]
         return line
@@ -482,10 +486,12 @@ class SSHProcess(DeviceProcess):
             self._release()
         return exit_code
 
-    def kill(self) -> None:
-        if not self._output.ended() and not self._device._kill(self._output.pid()):
+    def kill(self) -> bool:
+        killed = self._output.ended() or self._device._kill(self._output.pid())
+        if not killed:
             self._device.close()  # the device does not answer: dropping the connection ends the command there
         self._release()
+        return killed
 
     def abandon(self) -> None:
         self._release()  # no kill command: it would wait for the device, which does not answer
