@@ -91,6 +91,12 @@ def test_32_bit_arm_without_the_delegate_names_the_wheels():
                for reason in verdict["reasons"])
 
 
+def test_aarch64_without_the_delegate_says_so():
+    verdict = judged(A72, [run("fp32", 10, delegate=False), run("fp32-sparse", 5, delegate=False)])["fp32-sparse"]
+    assert verdict["applied"] is False
+    assert "the XNNPACK delegate was not created on this device, so no sparse path" in verdict["reasons"]
+
+
 def test_an_ineligible_graph_or_an_unknown_one_is_not_applied():
     runs = [run("fp32", 10), run("fp32-sparse", 5)]
     refused = judged(A72, runs, NOT_ELIGIBLE)["fp32-sparse"]

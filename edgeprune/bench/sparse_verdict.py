@@ -53,20 +53,15 @@ class DeviceCpu:
 
     def sparse_blocker(self, delegate_created: bool) -> str | None:
         """Why XNNPACK cannot take its sparse path on this CPU at all, or None when it can."""
-        if self.arch in X86_ARCHES:
-            if "avx" in self.features or not self.features:
-                return (f"x86 CPU with AVX{'' if self.features else ' (assumed: the device listed no CPU flags)'}: "
-                        f"XNNPACK turns its sparse path off where AVX exists, dense is expected to be faster "
-                        f"({DOC} §5), so on x86 pruning buys size, not speed")
-            if not delegate_created:
-                return "the XNNPACK delegate was not created on this device, so no sparse path"
+        if self.arch in X86_ARCHES and ("avx" in self.features or not self.features):
+            return (f"x86 CPU with AVX{'' if self.features else ' (assumed: the device listed no CPU flags)'}: "
+                    f"XNNPACK turns its sparse path off where AVX exists, dense is expected to be faster "
+                    f"({DOC} §5), so on x86 pruning buys size, not speed")
+        if delegate_created:
             return None
-        if not delegate_created:
-            if self.arch in ARM32_ARCHES:
-                return (f"32-bit ARM: LiteRT's 32-bit ARM wheels are built without XNNPACK, so no sparse path "
-                        f"({DOC} §5)")
-            return "the XNNPACK delegate was not created on this device, so no sparse path"
-        return None
+        if self.arch in ARM32_ARCHES:
+            return f"32-bit ARM: LiteRT's 32-bit ARM wheels are built without XNNPACK, so no sparse path ({DOC} §5)"
+        return "the XNNPACK delegate was not created on this device, so no sparse path"
 
 
 def sparse_verdicts(document: ResultsDocument, eligibility: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
