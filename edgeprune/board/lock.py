@@ -59,13 +59,7 @@ class BoardLock:
     def release(self) -> None:
         """Best effort: the lock also goes when the process or its connection does."""
         self._stop_beating()
-        self._process.close_stdin()
-        try:
-            if self._process.wait(RELEASE_TIMEOUT_S) is not None:
-                return
-        except DeviceError:
-            pass
-        self._process.kill()
+        self._process.end(RELEASE_TIMEOUT_S)
 
     def abandon(self) -> None:
         """For a device that stopped answering: no goodbye that would wait for it. Its lock goes with the

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from ..devices.base import Device, DeviceProcess
-from ..errors import DeviceError, DeviceTimeout, RunnerError
+from ..errors import DeviceTimeout, RunnerError
 from ..parsing import ParseError, parse_json
 from .protocol import PROTOCOL, check_reply, crash_message, invalid_reply
 from .replies import MAX_REPLY_BYTES
@@ -65,16 +65,9 @@ class RunnerServer:
 
     def close(self) -> None:
         """End the server the way it expects (end of its input); kill it if it does not end. Never raises."""
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            self._process.close_stdin()
-            if self._process.wait(CLOSE_TIMEOUT_S) is not None:
-                return
-        except DeviceError:
-            pass
-        self._process.kill()
+        if not self.ended:
+            self.ended = True
+            self._process.end(CLOSE_TIMEOUT_S)
 
     def abandon(self) -> None:
         """Let go of the server on a device that stopped answering: no waiting, it ends with the connection."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..errors import DeviceError
+
 # How long a bench waits for a board to be its own (a farm place to come free, then the board lock): a bench of a
 # few models on a Pi takes minutes; a queue of CI jobs, more.
 DEFAULT_LOCK_TIMEOUT_S = 1800.0
@@ -63,6 +65,17 @@ class DeviceProcess(abc.ABC):
     def kill(self) -> bool:
         """Kill the command (its whole process group on the device) and release the transport. Best effort: False
         when the device did not answer the kill (the command may still run there until the connection ends)."""
+
+    def end(self, timeout: float) -> None:
+        """End a command that runs until its input ends: close its stdin, and kill it if it has not ended within
+        ``timeout`` seconds. Never raises a DeviceError."""
+        try:
+            self.close_stdin()
+            if self.wait(timeout) is not None:
+                return
+        except DeviceError:
+            pass
+        self.kill()
 
     def abandon(self) -> None:
         """Let go of a command on a device that stopped answering, without waiting for it: it ends with the
