@@ -273,8 +273,8 @@ def reset_peak_rss() -> bool:
 
 
 def cpuinfo_fields() -> dict:
-    """/proc/cpuinfo's first value of each key (the first core's; boards people bench on are not big.LITTLE-aware
-    here, and the sparse rules depend on the ISA, which all cores share)."""
+    """/proc/cpuinfo's first value of each key: the first core's (on a big.LITTLE board, its first cluster's part;
+    the feature flags the sparse rules read are the ISA's, which all cores share)."""
     fields: dict = {}
     for line in (read_text("/proc/cpuinfo") or "").splitlines():
         key, _, value = line.partition(":")
@@ -282,19 +282,17 @@ def cpuinfo_fields() -> dict:
     return fields
 
 
-def cpu_part() -> str | None:
+def cpu_part(fields: dict) -> str | None:
     """ARM's "CPU part" (0xd08 is a Cortex-A72): XNNPACK's CPU detection knows some cores' features by it."""
-    return cpuinfo_fields().get("CPU part", "").lower() or None
+    return fields.get("CPU part", "").lower() or None
 
 
-def cpu_features() -> list:
+def cpu_features(fields: dict) -> list:
     """The CPU's feature flags ("Features" on ARM, "flags" on x86): fphp/asimdhp, avx and the like."""
-    fields = cpuinfo_fields()
     return sorted(set((fields.get("Features") or fields.get("flags") or "").split()))
 
 
-def cpu_model() -> str | None:
-    fields = cpuinfo_fields()
+def cpu_model(fields: dict) -> str | None:
     if fields.get("model name"):
         return fields["model name"]
     core = ARM_CORES.get(fields.get("CPU part", "").lower())
@@ -363,14 +361,15 @@ def dequantize(values, detail):
 
 
 def command_probe(args) -> dict:
+    cpuinfo = cpuinfo_fields()
     info = {
         "hostname": platform.node(),
         "arch": platform.machine(),
         "os": os_name(),
         "kernel": platform.release(),
-        "cpu_model": cpu_model(),
-        "cpu_part": cpu_part(),
-        "cpu_features": cpu_features(),
+        "cpu_model": cpu_model(cpuinfo),
+        "cpu_part": cpu_part(cpuinfo),
+        "cpu_features": cpu_features(cpuinfo),
         "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
