@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from ..bench.targets import BenchTarget
 from ..devices.base import Device
 from ..devices.inventory import DeviceSpec, Inventory
 from ..text import one_line
+from .runtime_notes import runtime_notes
 from .table import format_table
 
 
@@ -49,7 +51,21 @@ def render_device_check(device: Device, info: dict[str, Any]) -> str:
         ("throttled", info.get("throttled") or "n/a (no vcgencmd)"),
         ("workdir", device.workdir),
         ("workdir free", f"{free:.0f} MB" if free is not None else "n/a"),
+        *(("note", note) for note in runtime_notes(info.get("arch"), runtime.get("name"),
+                                                   info.get("xnnpack_available"))),
     ]
     width = max(len(key) for key, _ in facts)
     # The values are the board's own reply.
     return "\n".join(f"{key.ljust(width)}  {one_line(value)}" for key, value in facts)
+
+
+def variant_loads(targets: Sequence[BenchTarget], unloadable: dict[str, str]) -> list[dict[str, Any]]:
+    """Per variant: whether the device's runtime loads it, and why not."""
+    return [{"model": target.model, "variant": target.variant, "path": str(target.path),
+             "loads": target.label not in unloadable, "reason": unloadable.get(target.label)} for target in targets]
+
+
+def render_variant_loads(loads: list[dict[str, Any]]) -> str:
+    rows = [[f"{load['model']}/{load['variant']}", "yes" if load["loads"] else f"NO: {load['reason']}"]
+            for load in loads]
+    return "\n\n" + format_table(["variant", "runtime loads it"], rows)
