@@ -3,6 +3,8 @@ runtime's setup pins. The reply checks and the labels are logic without I/O."""
 
 import base64
 import json
+import runpy
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +103,8 @@ def test_setup_installs_the_numpy_a_runtime_was_built_for(asked, installed):
 @pytest.mark.parametrize("asked, problem", [
     (["numpy>=2", "tflite-runtime"], "--package 'numpy>=2' allows numpy 2, which tflite-runtime cannot run with"),
     (["numpy>1.20", "tflite-runtime"], "allows numpy 2"),
+    (["numpy>=2.1", "tflite-runtime"], "allows numpy 2"),
+    (["numpy==2.2.0", "tflite-runtime"], "allows numpy 2"),
     (["tflite runtime!"], "--package 'tflite runtime!' is not a pip requirement"),
 ])
 def test_setup_refuses_what_cannot_work(asked, problem):
@@ -124,6 +128,15 @@ def test_the_runtime_is_shown_beside_the_device_only_where_runtimes_differ():
 
 
 def test_known_runtime_differences_are_said():
-    assert "x86 int8 kernels are about 10x slower" in runtime_notes("x86_64", "tflite_runtime", True)[0]
+    assert "x86 int8 kernels are an order of magnitude slower" in runtime_notes("x86_64", "tflite_runtime", True)[0]
     assert "without XNNPACK" in runtime_notes("armv7l", "tflite_runtime", False)[0]
     assert runtime_notes("aarch64", "tflite_runtime", True) == runtime_notes("x86_64", "ai_edge_litert", True) == []
+
+
+def test_aarch64_hwcaps_are_read_from_the_auxiliary_vector():
+    """The runner stands alone (a script on the board): its auxv decoding, fed the words a kernel writes."""
+    runner = runpy.run_path(str(runner_script()))
+    fphp, asimdhp = 1 << 9, 1 << 10
+    auxv = struct.pack("<6Q", 6, 4096, runner["AT_HWCAP"], 0b11 | fphp | asimdhp, 0, 0)  # AT_PAGESZ, AT_HWCAP, AT_NULL
+    assert runner["hwcap_names"](auxv) == ["fp", "asimd", "fphp", "asimdhp"]
+    assert runner["hwcap_names"](struct.pack("<2Q", 0, 0)) == [] and runner["hwcap_names"](b"") == []

@@ -145,3 +145,8 @@ def test_tflite_runtime_2_14_takes_the_sparse_path_only_with_fp16_arithmetic():
     assert a76["fp32-sparse"]["applied"] is True
     litert = judged(A72, [run("fp32", 10), run("fp32-sparse", 5)])["fp32-sparse"]
     assert litert["applied"] is True and not any("April 2023" in reason for reason in litert["reasons"])
+    # Off aarch64 the CPU's own rule says it, and int8 is refused for its data type: no advice to switch runtimes.
+    on_x86 = judged(X86_AVX, runs)["fp32-sparse"]
+    int8 = judged(A72, [run("int8", 4, runtime=TFLITE_RUNTIME), run("int8-sparse", 4, runtime=TFLITE_RUNTIME)])
+    for verdict in (on_x86, int8["int8-sparse"]):
+        assert verdict["applied"] is False and not any("April 2023" in reason for reason in verdict["reasons"])

@@ -25,7 +25,7 @@ from ..errors import DeviceError
 from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import STATUS_FAILED, ResultsWriter, RunRecord
 from .failed_runs import device_entry, device_summary, record_failed_runs, target_identity
-from .loadable import unloadable_variants
+from .loadable import VariantLoads, judge_variants
 from .plan import BenchPlan
 from .progress import Progress
 from .rounds import RoundsAccumulator
@@ -80,10 +80,19 @@ class DeviceSession:
         self.info = self.runner.probe(runtime=runtime)
         return self.info
 
-    def unloadable(self, targets: Sequence[BenchTarget], runtime: str) -> dict[str, str]:
-        """Per label of a variant the device's runtime cannot load: why, and what to do (asked on the device)."""
-        assert self.runner is not None, "describe() first"
-        return unloadable_variants(self.runner, self.cache, targets, device=self.device.name, runtime=runtime)
+    def close(self) -> None:
+        """End the runner's servers, if any were started."""
+        if self.runner is not None:
+            self.runner.close()
+
+    def variant_loads(self, targets: Sequence[BenchTarget], runtime: str) -> VariantLoads:
+        """Which ``targets`` the device's runtime can load, asked on the device (after :meth:`describe`)."""
+        assert self.runner is not None and self.info is not None, "describe() first"
+        if self.info.get("runtime") is None:
+            return VariantLoads(unchecked={target.label: "not checked: the device has no working runtime"
+                                           for target in targets})
+        return judge_variants(self.runner, self.cache, targets, device=self.device.name, probe=self.info,
+                              runtime=runtime)
 
     def attempt(self, call: Callable[[], T], progress: Progress) -> T:
         """One call on the device. Once the device is lost (unreachable, not answering), the calls after it fail at
@@ -184,14 +193,16 @@ class DeviceBench:
         session = self.session
         session.stop_if_cancelled()
         try:
-            unloadable = session.attempt(lambda: session.unloadable(self.targets, self.plan.runtime), self.progress)
+            loads = session.attempt(lambda: session.variant_loads(self.targets, self.plan.runtime), self.progress)
         except DeviceError as exc:
             session.stop_if_cancelled()
             self._say(f"op versions not checked up front: {exc.detail}")
             return {}
-        for label, reason in unloadable.items():
+        for label, reason in loads.unchecked.items():
+            self._say(f"{label}: op versions {reason}")
+        for label, reason in loads.unloadable.items():
             self._say(f"{label}: not measured: {reason}")
-        return {label: DeviceError(self.device.name, reason) for label, reason in unloadable.items()}
+        return {label: DeviceError(self.device.name, reason) for label, reason in loads.unloadable.items()}
 
     def _push_models(self, unloadable: dict[str, DeviceError]) -> dict[str, str | DeviceError]:
         session = self.session

@@ -67,11 +67,12 @@ class DeviceCpu:
         return "the XNNPACK delegate was not created on this device, so no sparse path"
 
     def runtime_blocker(self, runtime: Mapping[str, Any] | None) -> str | None:
-        """Why the runtime's own XNNPACK skips the sparse path on this CPU, or None when it does not."""
+        """Why the runtime's own XNNPACK skips the sparse path on this aarch64 CPU, or None when it does not (off
+        aarch64 the CPU's own blocker says it for every runtime)."""
         name, version = (runtime or {}).get("name"), str((runtime or {}).get("version") or "")
         if not any(name == gated and version.startswith(prefix) for gated, prefix in FP16_GATED_SPARSE_RUNTIMES):
             return None
-        if self.arch in ARM64_ARCHES and self.fp16_arithmetic():
+        if self.arch not in ARM64_ARCHES or self.fp16_arithmetic():
             return None
         cpu = "this CPU lacks" if self.fp16_arithmetic() is False else "this CPU is not known to have"
         return (f"{name} {version}: its XNNPACK (April 2023) takes the sparse path only on CPUs with ARMv8.2 fp16 "
@@ -106,7 +107,9 @@ def verdict(dense: RunRecord, sparse: RunRecord, eligibility: dict[str, Any] | N
     delegate_created = bool((dense.xnnpack_delegate or {}).get("delegate_created"))
     runtime = sparse.runtime or dense.runtime
     blockers = [blocker for blocker in (graph_blocker(eligibility, quantization), cpu.sparse_blocker(delegate_created),
-                                        data_type_blocker(quantization), cpu.runtime_blocker(runtime)) if blocker]
+                                        data_type_blocker(quantization)) if blocker]
+    if quantization in (FLOAT32, FLOAT16) and (gate := cpu.runtime_blocker(runtime)):
+        blockers.append(gate)  # int8 is refused for its data type whatever the runtime: one reason is enough
     reasons = [measured(dense, sparse, speedup)] + blockers
     if quantization == FLOAT16 and cpu.arch in ARM64_ARCHES:
         reasons.append(fp16_note(cpu))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,15 @@ from typing import Collection
 
 from ..model.op_codes import OpVersion, one_op_model
 from .cache import DeviceCache
+from .replies import MAX_OPS_ASKED
 from .runner import RunnerClient
 
 OPS_TIMEOUT_S = 300.0  # a slow board builds one interpreter per op version
+# What a runtime says when its op resolver lacks a builtin or a version of it (InterpreterBuilder); any other
+# refusal of a one-op model says nothing about the op.
+UNRESOLVED = re.compile(r"Didn't find op for builtin opcode|builtin_code out of range")
+# Runtimes that ship no wheel for these architectures: no point in suggesting them there.
+LITERT_ARCHES = frozenset({"x86_64", "aarch64", "arm64"})
 
 
 @dataclass(frozen=True)
@@ -29,19 +36,12 @@ class OpSupport:
 
     runtime: str  # "tflite_runtime 2.14.0"
     runtime_name: str
-    missing: dict[OpVersion, str] = field(default_factory=dict)  # op version -> the runtime's own words
+    missing: frozenset[OpVersion] = frozenset()
+    # Op versions the runtime refused for another reason than a missing op: its words. Nothing is judged by them.
+    unexplained: dict[OpVersion, str] = field(default_factory=dict)
 
     def missing_in(self, ops: Collection[OpVersion]) -> list[OpVersion]:
         return sorted(op for op in ops if op in self.missing)
-
-    def fix(self, device: str, loadable: Collection[str]) -> str:
-        """What to do about a variant it cannot load: a newer runtime on the board, or a variant it loads."""
-        if self.runtime_name == "ai_edge_litert":
-            newer = "upgrade ai-edge-litert on the board (pip install -U ai-edge-litert in its venv)"
-        else:
-            newer = f"install ai-edge-litert on the board (edgeprune devices setup {device})"
-        others = f", or ship a variant it loads ({', '.join(loadable)})" if loadable else ""
-        return newer + others
 
 
 def ask_runtime(runner: RunnerClient, cache: DeviceCache, ops: Collection[OpVersion], *,
@@ -50,13 +50,44 @@ def ask_runtime(runner: RunnerClient, cache: DeviceCache, ops: Collection[OpVers
     asked = sorted(set(ops))
     if not asked:
         return None
+    name = version = ""
+    missing: set[OpVersion] = set()
+    unexplained: dict[OpVersion, str] = {}
+    for start in range(0, len(asked), MAX_OPS_ASKED):
+        chunk = asked[start:start + MAX_OPS_ASKED]
+        reply = runner.ops(upload_bundle(cache, chunk), [(op.name, op.version) for op in chunk], runtime=runtime,
+                           timeout_s=OPS_TIMEOUT_S)
+        name, version = reply["runtime"]["name"], reply["runtime"]["version"]
+        for op, answer in zip(chunk, reply["ops"]):
+            if answer["loads"]:
+                continue
+            if UNRESOLVED.search(answer["error"] or ""):
+                missing.add(op)
+            else:
+                unexplained[op] = answer["error"] or "no reason given"
+    return OpSupport(f"{name} {version}", name, frozenset(missing), unexplained)
+
+
+def upload_bundle(cache: DeviceCache, ops: list[OpVersion]) -> str:
+    """The bundle of one-op models for ``ops``, on the device (content-addressed: sent once per set)."""
     bundle = {"ops": [{"op": op.name, "version": op.version,
-                       "model": base64.b64encode(one_op_model(op)).decode("ascii")} for op in asked]}
+                       "model": base64.b64encode(one_op_model(op)).decode("ascii")} for op in ops]}
     with tempfile.TemporaryDirectory(prefix="edgeprune-ops-") as scratch:
         local = Path(scratch) / "ops.json"
         local.write_text(json.dumps(bundle, sort_keys=True))
-        remote = cache.ensure(local)
-    reply = runner.ops(remote, [(op.name, op.version) for op in asked], runtime=runtime, timeout_s=OPS_TIMEOUT_S)
-    name, version = reply["runtime"]["name"], reply["runtime"]["version"]
-    missing = {op: answer["error"] or "" for op, answer in zip(asked, reply["ops"]) if not answer["loads"]}
-    return OpSupport(f"{name} {version}", name, missing)
+        return cache.ensure(local)
+
+
+def load_fix(support: OpSupport, device: str, *, arch: str | None, forced: bool, installed: Collection[str],
+             loadable: Collection[str]) -> str:
+    """What to do about a variant the runtime cannot load: the runtime that loads it, or a variant it loads."""
+    if forced and "ai_edge_litert" in installed and support.runtime_name != "ai_edge_litert":
+        newer = "leave --runtime out: ai-edge-litert is installed there"
+    elif support.runtime_name == "ai_edge_litert":
+        newer = "upgrade ai-edge-litert on the board (pip install -U ai-edge-litert in its venv)"
+    elif arch in LITERT_ARCHES:
+        newer = f"install ai-edge-litert on the board (edgeprune devices setup {device})"
+    else:
+        newer = "export with a converter as old as the board's runtime"
+    others = f", or ship a variant it loads ({', '.join(loadable)})" if loadable else ""
+    return newer + others

@@ -78,12 +78,21 @@ def pinned(packages: Sequence[str]) -> list[str]:
         if canonicalize_name(requirement.name) == "numpy":
             if not requirement.specifier:
                 continue  # the pin replaces a bare numpy
-            if requirement.specifier.contains("2.0.0", prereleases=True):
+            if allows_numpy_2(requirement):
                 raise UsageError(f"--package '{package}' allows numpy 2, which {', '.join(runtimes)} cannot run with",
                                  hint=f"drop it (edgeprune installs {pin}) or pin numpy below 2")
         kept.append(package)
     user_pin = any(canonicalize_name(requirement_of(package).name) == "numpy" for package in kept)
     return kept if user_pin else [str(pin), *kept]
+
+
+def allows_numpy_2(requirement: Requirement) -> bool:
+    """Whether the requirement lets pip pick a numpy of 2.0 or later: tried at 2.0, at every version it names from
+    2 up (``==2.2.0``, ``>=2.1``), and far above."""
+    named = [spec.version for spec in requirement.specifier if spec.version.split(".")[0].isdigit()
+             and int(spec.version.split(".")[0]) >= 2]
+    return any(requirement.specifier.contains(version, prereleases=True)
+               for version in ("2.0.0", *named, "2.99", "99.0"))
 
 
 def requirement_of(package: str) -> Requirement:

@@ -51,24 +51,23 @@ def run_devices_check(args: argparse.Namespace) -> int:
     from ..bench.session import DeviceSession
     from ..bench.targets import collect_targets
     from ..devices.inventory import Inventory
-    from ..reports.devices_table import render_device_check, render_variant_loads, variant_loads
+    from ..reports.devices_table import render_device_check, render_variant_loads
 
     targets = collect_targets(args.models)[0] if args.models else []
     device = Inventory.load(args.inventory).open(args.name, accept_new_host_key=args.accept_new_host_key)
     with device:  # rendered inside: the report reads the device's workdir, which needs a farm place held
         session = DeviceSession(device)
         info = session.describe(args.runtime)
-        loads = None
-        if targets and info.get("runtime") is not None:
-            assert session.runner is not None  # describe() started it
-            with session.runner:
-                loads = variant_loads(targets, session.unloadable(targets, args.runtime))
+        try:
+            rows = session.variant_loads(targets, args.runtime).rows(targets) if targets else None
+        finally:
+            session.close()
         if args.json:
-            report = json.dumps({**info, **({"variants": loads} if loads is not None else {})}, indent=2)
+            report = json.dumps({**info, **({"variants": rows} if rows is not None else {})}, indent=2)
         else:
-            report = render_device_check(device, info) + (render_variant_loads(loads) if loads is not None else "")
+            report = render_device_check(device, info) + (render_variant_loads(rows) if rows is not None else "")
     print(report)
-    return EXIT_FAILED if loads and not all(load["loads"] for load in loads) else EXIT_OK
+    return EXIT_FAILED if rows and not all(row["loads"] for row in rows) else EXIT_OK
 
 
 def run_devices_setup(args: argparse.Namespace) -> int:

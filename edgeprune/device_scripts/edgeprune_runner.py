@@ -317,29 +317,29 @@ def cpu_part(fields: dict) -> str | None:
 
 
 def cpu_features(fields: dict) -> list:
-    """The CPU's feature flags: fphp/asimdhp, avx and the like. On aarch64 the hwcaps the kernel hands this process
-    (what XNNPACK's CPU detection reads, and what a board's /proc/cpuinfo "Features" line is made from), else that
-    line or x86's "flags"."""
-    hwcaps = aarch64_hwcaps()
-    if hwcaps is not None:
-        return hwcaps
-    return sorted(set((fields.get("Features") or fields.get("flags") or "").split()))
+    """The CPU's feature flags: fphp/asimdhp, avx and the like, from /proc/cpuinfo ("Features" on ARM, "flags" on
+    x86); on 64-bit ARM with the hwcaps the kernel hands this process, which XNNPACK's CPU detection reads (they
+    differ where /proc/cpuinfo is not the kernel's, as on an emulated board)."""
+    listed = set((fields.get("Features") or fields.get("flags") or "").split())
+    if platform.machine() in ("aarch64", "arm64") and struct.calcsize("P") == 8:
+        listed |= set(hwcap_names(read_bytes("/proc/self/auxv")))
+    return sorted(listed)
 
 
-def aarch64_hwcaps():
-    """AT_HWCAP from /proc/self/auxv, named as the kernel names them; None off aarch64 or when unreadable."""
-    if platform.machine() not in ("aarch64", "arm64"):
-        return None
+def hwcap_names(auxv: bytes) -> list:
+    """The aarch64 AT_HWCAP bits of a 64-bit auxiliary vector (pairs of little-endian 8-byte words), named as
+    the kernel names them."""
+    words = struct.unpack(f"<{len(auxv) // 8}Q", auxv[:len(auxv) // 8 * 8])
+    hwcap = next((value for key, value in zip(words[::2], words[1::2]) if key == AT_HWCAP), 0)
+    return [name for bit, name in enumerate(AARCH64_HWCAP_NAMES) if hwcap >> bit & 1]
+
+
+def read_bytes(path: str) -> bytes:
     try:
-        with open("/proc/self/auxv", "rb") as auxv:
-            data = auxv.read(16 * 1024)
+        with open(path, "rb") as source:
+            return source.read(16 * 1024)
     except OSError:
-        return None
-    words = struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])
-    hwcap = next((value for key, value in zip(words[::2], words[1::2]) if key == AT_HWCAP), None)
-    if hwcap is None:
-        return None
-    return sorted(name for bit, name in enumerate(AARCH64_HWCAP_NAMES) if hwcap >> bit & 1)
+        return b""
 
 
 def cpu_model(fields: dict) -> str | None:

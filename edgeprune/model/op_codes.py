@@ -23,6 +23,13 @@ BUILTIN_NAMES: dict[int, str] = {
 # schema.fbs: codes from here on live only in the int32 ``builtin_code``, the byte field then holds this value.
 PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 TFLITE_SCHEMA_VERSION = 3
+MAX_OP_CODES = 10_000  # entries in one model's op-code table; converters write one per (op, version) used
+
+
+def builtin_code(builtin: int, deprecated: int) -> int:
+    """An op-code entry's code: old files fill only the byte field, codes above 127 only the int32 one, so the
+    runtime takes the larger (schema_utils.cc GetBuiltinCode)."""
+    return max(builtin, deprecated)
 
 
 @dataclass(frozen=True, order=True)
@@ -37,20 +44,27 @@ class OpVersion:
 
 def read_op_versions(path: Path) -> tuple[OpVersion, ...]:
     """The builtin (op, version) pairs of ``path``'s op-code table, sorted; custom ops are not versioned builtins
-    and are left out. Reads the table alone, not the weights."""
-    data = path.read_bytes()
+    and are left out. Only the table is decoded, not the weights."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read '{path}': {exc.strerror or exc}", hint="check the path") from None
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise ModelLoadError(f"'{path}' is not a TFLite model (no TFL3 flatbuffer identifier)",
                              hint="pass a .tflite file written by the TFLite converter")
     try:
         model = schema.Model.GetRootAs(data, 0)
+        if model.OperatorCodesLength() > MAX_OP_CODES:
+            raise ValueError(f"{model.OperatorCodesLength()} op codes, more than any converter writes")
         pairs = set()
         for index in range(model.OperatorCodesLength()):
             entry = model.OperatorCodes(index)
-            # Old files fill only the byte field, codes above 127 only the int32 one: the runtime takes the larger.
-            code = max(entry.BuiltinCode(), entry.DeprecatedBuiltinCode())
-            if code != schema.BuiltinOperator.CUSTOM:
-                pairs.add(OpVersion(BUILTIN_NAMES.get(code, f"BUILTIN_{code}"), entry.Version(), code))
+            code = builtin_code(entry.BuiltinCode(), entry.DeprecatedBuiltinCode())
+            if code == schema.BuiltinOperator.CUSTOM:
+                continue
+            if entry.Version() < 1:
+                raise ValueError(f"{BUILTIN_NAMES.get(code, code)} has version {entry.Version()}")
+            pairs.add(OpVersion(BUILTIN_NAMES.get(code, f"BUILTIN_{code}"), entry.Version(), code))
     except Exception as exc:  # a damaged flatbuffer fails with IndexError, struct.error, ...
         raise ModelLoadError(f"cannot read the op codes of '{path}': {type(exc).__name__}: {exc}",
                              hint="the file is damaged; export it again") from None

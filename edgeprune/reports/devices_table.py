@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
-from ..bench.targets import BenchTarget
 from ..devices.base import Device
 from ..devices.inventory import DeviceSpec, Inventory
 from ..text import one_line
@@ -59,13 +58,8 @@ def render_device_check(device: Device, info: dict[str, Any]) -> str:
     return "\n".join(f"{key.ljust(width)}  {one_line(value)}" for key, value in facts)
 
 
-def variant_loads(targets: Sequence[BenchTarget], unloadable: dict[str, str]) -> list[dict[str, Any]]:
-    """Per variant: whether the device's runtime loads it, and why not."""
-    return [{"model": target.model, "variant": target.variant, "path": str(target.path),
-             "loads": target.label not in unloadable, "reason": unloadable.get(target.label)} for target in targets]
-
-
 def render_variant_loads(loads: list[dict[str, Any]]) -> str:
-    rows = [[f"{load['model']}/{load['variant']}", "yes" if load["loads"] else f"NO: {load['reason']}"]
+    rows = [[f"{load['model']}/{load['variant']}",
+             "yes" if load["loads"] else f"{'NO' if load['loads'] is False else 'UNKNOWN'}: {load['reason']}"]
             for load in loads]
     return "\n\n" + format_table(["variant", "runtime loads it"], rows)

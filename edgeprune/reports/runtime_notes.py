@@ -14,8 +14,8 @@ ARM_32 = ("armv6l", "armv7l", "armv8l")
 def runtime_notes(arch: str | None, runtime: str | None, xnnpack_available: bool | None) -> list[str]:
     notes = []
     if runtime == "tflite_runtime" and arch in X86:
-        notes.append("tflite-runtime's x86 int8 kernels are about 10x slower than LiteRT's: compare its int8 runs "
-                     "only with runs of the same runtime (docs/runtimes.md)")
+        notes.append("tflite-runtime's x86 int8 kernels are an order of magnitude slower than LiteRT's: compare its "
+                     "int8 runs only with runs of the same runtime (docs/runtimes.md)")
     if arch in ARM_32 and not xnnpack_available:
         notes.append("32-bit ARM runtime wheels are built without XNNPACK: builtin kernels only, no sparse "
                      "inference (docs/runtimes.md)")
