@@ -76,6 +76,9 @@ readonly DEB_ARCH="arm64"
 readonly DEB_INCLUDE="python3,python3-venv,openssh-server,ca-certificates"
 readonly VENV="/opt/edgeprune-venv"
 readonly PIP_PACKAGES=(numpy ai-edge-litert)
+# A second venv as many boards in the field have it: the last tflite-runtime, with the numpy 1.x it was built for.
+readonly TFLITE_VENV="/opt/edgeprune-tflite-venv"
+readonly TFLITE_PIP_PACKAGES=("numpy<2" "tflite-runtime==2.14.0")
 
 # provision_rootfs ROOTFS MIRROR LOGFILE: a fresh minbase bookworm arm64 with the LiteRT venv.
 provision_rootfs() {
@@ -106,6 +109,18 @@ provision_rootfs() {
     fi
     in_chroot "${rootfs}" "${VENV}/bin/python" -c 'import numpy, ai_edge_litert.interpreter' >>"${logfile}" 2>&1 \
         || die "numpy/ai_edge_litert do not import inside the rootfs (log: ${logfile})"
+
+    log "creating ${TFLITE_VENV} and pip-installing ${TFLITE_PIP_PACKAGES[*]} inside the rootfs"
+    in_chroot "${rootfs}" python3 -m venv "${TFLITE_VENV}" >>"${logfile}" 2>&1 \
+        || die "python3 -m venv ${TFLITE_VENV} failed inside the rootfs (log: ${logfile})"
+    write_venv_pip_conf "${rootfs}"
+    if ! in_chroot "${rootfs}" "${TFLITE_VENV}/bin/pip" install --no-cache-dir "${TFLITE_PIP_PACKAGES[@]}" \
+            >>"${logfile}" 2>&1; then
+        tail -n 15 "${logfile}" >&2 || true
+        die "pip install ${TFLITE_PIP_PACKAGES[*]} failed inside the rootfs (log: ${logfile})"
+    fi
+    in_chroot "${rootfs}" "${TFLITE_VENV}/bin/python" -c 'import numpy, tflite_runtime.interpreter' \
+        >>"${logfile}" 2>&1 || die "numpy/tflite_runtime do not import inside the rootfs (log: ${logfile})"
     unmount_under "${rootfs}"
 
     # Strip what is per-machine or only a download cache, so the tarball holds no runtime state.
@@ -301,8 +316,7 @@ host_ca_bundles() {
 # Host pip settings given as PIP_* environment variables become the venv's site pip.conf, which pip reads
 # after the global and user files, the way environment variables override files on the host.
 write_venv_pip_conf() {
-    local rootfs="$1" var name key value lines=() values=()
-    [[ -d "${rootfs}${VENV}" ]] || return 0
+    local rootfs="$1" var name key value lines=() values=() venv
     while IFS='=' read -r var value; do
         [[ "${var}" == PIP_CONFIG_FILE ]] && continue
         name="${var#PIP_}"; key="${name,,}"; key="${key//_/-}"
@@ -317,10 +331,13 @@ write_venv_pip_conf() {
     if [[ -z "${PIP_PROXY:-}" && -n "${https_proxy:-${HTTPS_PROXY:-}}" ]]; then
         lines+=("proxy = ${https_proxy:-${HTTPS_PROXY:-}}")
     fi
-    {
-        printf '# Written by scripts/emulated-board.sh from the PIP_* environment of the host.\n[global]\n'
-        if (( ${#lines[@]} )); then printf '%s\n' "${lines[@]}"; fi
-    } >"$(rootfs_dest "${rootfs}" "${VENV}/pip.conf")"
+    for venv in "${VENV}" "${TFLITE_VENV}"; do
+        [[ -d "${rootfs}${venv}" ]] || continue
+        {
+            printf '# Written by scripts/emulated-board.sh from the PIP_* environment of the host.\n[global]\n'
+            if (( ${#lines[@]} )); then printf '%s\n' "${lines[@]}"; fi
+        } >"$(rootfs_dest "${rootfs}" "${venv}/pip.conf")"
+    done
 }
 
 # copy_host_config ROOTFS: name resolution, CA bundle and pip settings, so pip inside reaches the registry
@@ -444,6 +461,7 @@ write_build_info() {
         printf 'recipe=%s\nsuite=%s\narch=%s\nmirror=%s\nbuilt=%s\n' "$(recipe_hash)" "${SUITE}" "${DEB_ARCH}" \
             "${mirror}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
         in_chroot "${rootfs}" "${VENV}/bin/pip" freeze --all 2>/dev/null | sed 's/^/pip: /' || true
+        in_chroot "${rootfs}" "${TFLITE_VENV}/bin/pip" freeze --all 2>/dev/null | sed 's/^/tflite venv pip: /' || true
     } >"$(rootfs_dest "${rootfs}" /etc/edgeprune-board)"
 }
 
@@ -720,6 +738,7 @@ cmd_env() {
     printf 'EDGEPRUNE_BOARD_KEY=%q\n' "${USER_KEY}"
     printf 'EDGEPRUNE_BOARD_KNOWN_HOSTS=%q\n' "${KNOWN_HOSTS}"
     printf 'EDGEPRUNE_BOARD_PYTHON=%q\n' "${VENV}/bin/python"
+    printf 'EDGEPRUNE_BOARD_TFLITE_PYTHON=%q\n' "${TFLITE_VENV}/bin/python"
     printf 'EDGEPRUNE_BOARD_SSH_CONFIG=%q\n' "${SSH_CONFIG}"
 }
 

@@ -3,7 +3,7 @@ import signal
 from fixtures.sshd import jump_server, ssh_client_key, ssh_home, ssh_home_with_jump, sshd_factory, sshd_server  # noqa: F401,E501 (pytest fixtures)
 from fixtures.models import digits_export, isolated_cwd, mobilenet_export, tiny_int8_tflite, tiny_tflite  # noqa: F401
 from fixtures.devices import bench_device  # noqa: F401
-from fixtures.board import board_home, emulated_board  # noqa: F401
+from fixtures.board import board_home, emulated_board, emulated_board_with_fp16  # noqa: F401
 from fixtures.labgrid_farm import labgrid_farm  # noqa: F401
 from fixtures.postgres import postgres_history, postgres_server  # noqa: F401
 from fixtures.mlflow_server import mlflow_server  # noqa: F401

@@ -114,8 +114,8 @@ def test_every_readme_example_runs_after_the_main_job(after_main_job: Path) -> N
     (clone / "policy.toml").write_text(policies[0].text + "\n", encoding="utf-8")
     commands = runnable_commands()
     assert [shlex.split(command)[1] for _, command in commands if command.startswith("edgeprune ")] == [
-        "export", "compare", "inspect", "inspect", "bench", "sweep", "report", "prune", "history", "history",
-        "history", "history", "gate"]
+        "export", "compare", "inspect", "inspect", "bench", "devices", "sweep", "report", "prune", "history",
+        "history", "history", "history", "gate"]
     for block, command in commands:
         done = subprocess.run(["bash", "-c", command], cwd=clone, env=shell_env(clone), capture_output=True,
                               text=True)
@@ -133,7 +133,7 @@ def test_every_readme_example_runs_after_the_main_job(after_main_job: Path) -> N
 
 def test_examples_that_need_a_board_say_so_and_still_parse(tmp_path) -> None:
     marked = [block for block in readme_blocks() if block.needs_board]
-    assert len(marked) == 4
+    assert len(marked) == 5
     for block in readme_blocks():
         if not block.needs_board and block.lang in ("bash", "toml", ""):
             commands_and_config = "\n".join(block.command_lines()) if block.lang != "toml" else block.text

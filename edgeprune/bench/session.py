@@ -25,6 +25,7 @@ from ..errors import DeviceError
 from ..results.accuracy_figures import AccuracyFigures
 from ..results.document import STATUS_FAILED, ResultsWriter, RunRecord
 from .failed_runs import device_entry, device_summary, record_failed_runs, target_identity
+from .loadable import VariantLoads, judge_variants
 from .plan import BenchPlan
 from .progress import Progress
 from .rounds import RoundsAccumulator
@@ -33,6 +34,8 @@ from .targets import BenchTarget
 T = TypeVar("T")
 # Per variant label: the accuracy figures, or why the accuracy pass failed.
 AccuracyResults = dict[str, AccuracyFigures | str]
+# What pip installs for a runtime that --runtime names.
+RUNTIME_PACKAGES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
 
 
 class BenchCancelled(Exception):
@@ -65,8 +68,10 @@ class DeviceSession:
         """Push the runner and probe the device; a device without a usable runtime is an error here."""
         info = self.describe(runtime)
         if info.get("runtime") is None:
-            raise DeviceError(self.device.name, str(info.get("runtime_error")),
-                              hint=f"run 'edgeprune devices setup {self.device.name}' or set its python")
+            setup = f"edgeprune devices setup {self.device.name}"
+            hint = (f"install it with '{setup} --package {RUNTIME_PACKAGES[runtime]}', or leave --runtime out"
+                    if runtime in RUNTIME_PACKAGES else f"run '{setup}' or set its python")
+            raise DeviceError(self.device.name, str(info.get("runtime_error")), hint=hint)
         return info
 
     def describe(self, runtime: str) -> ProbeReply:
@@ -74,6 +79,20 @@ class DeviceSession:
         self.runner = RunnerClient(self.device, self.cache.ensure_runner())
         self.info = self.runner.probe(runtime=runtime)
         return self.info
+
+    def close(self) -> None:
+        """End the runner's servers, if any were started."""
+        if self.runner is not None:
+            self.runner.close()
+
+    def variant_loads(self, targets: Sequence[BenchTarget], runtime: str) -> VariantLoads:
+        """Which ``targets`` the device's runtime can load, asked on the device (after :meth:`describe`)."""
+        assert self.runner is not None and self.info is not None, "describe() first"
+        if self.info.get("runtime") is None:
+            return VariantLoads(unchecked={target.label: "not checked: the device has no working runtime"
+                                           for target in targets})
+        return judge_variants(self.runner, self.cache, targets, device=self.device.name, probe=self.info,
+                              runtime=runtime)
 
     def attempt(self, call: Callable[[], T], progress: Progress) -> T:
         """One call on the device. Once the device is lost (unreachable, not answering), the calls after it fail at
@@ -162,16 +181,35 @@ class DeviceBench:
                            self.plan.xnnpack_modes, str(exc), device_summary(self.device, None))
 
     def _measure_locked(self) -> None:
-        remote_models = self._push_models()
+        remote_models = self._push_models(self._unloadable_variants())
         for xnnpack in self.plan.xnnpack_modes:
             accuracy = self._accuracy_pass(remote_models, xnnpack)
             for threads in self.plan.thread_counts(self.device):
                 self._measure_interleaved(remote_models, threads, xnnpack, accuracy)
 
-    def _push_models(self) -> dict[str, str | DeviceError]:
+    def _unloadable_variants(self) -> dict[str, DeviceError]:
+        """The variants whose op versions the board's runtime lacks, each with the ops and the fix; asked once, up
+        front. A check that cannot be made is said and skipped: loading then fails those variants on its own."""
         session = self.session
-        remote: dict[str, str | DeviceError] = {}
+        session.stop_if_cancelled()
+        try:
+            loads = session.attempt(lambda: session.variant_loads(self.targets, self.plan.runtime), self.progress)
+        except DeviceError as exc:
+            session.stop_if_cancelled()
+            self._say(f"op versions not checked up front: {exc.detail}")
+            return {}
+        for label, reason in loads.unchecked.items():
+            self._say(f"{label}: op versions {reason}")
+        for label, reason in loads.unloadable.items():
+            self._say(f"{label}: not measured: {reason}")
+        return {label: DeviceError(self.device.name, reason) for label, reason in loads.unloadable.items()}
+
+    def _push_models(self, unloadable: dict[str, DeviceError]) -> dict[str, str | DeviceError]:
+        session = self.session
+        remote: dict[str, str | DeviceError] = dict(unloadable)
         for target in self.targets:
+            if target.label in remote:
+                continue
             session.stop_if_cancelled()
             try:
                 remote[target.label] = session.attempt(

@@ -1,7 +1,7 @@
 """Did XNNPACK's sparse inference apply to each sparse variant on a device? Decided from evidence, never assumed.
 
 Evidence: the export's eligibility verdict (graph shape and zeros), what the probe read from the device
-(architecture, CPU part and feature flags, runtime), the rules read in XNNPACK's and LiteRT's source
+(architecture, CPU part and feature flags), the runtime that measured the runs, the rules read in XNNPACK's and LiteRT's source
 (``docs/xnnpack-sparse.md``, whose sections the reasons cite), and the measured speed-up of each sparse variant
 over its dense twin (``fp16-sparse`` against ``fp16``, ``int8-sparse`` against ``int8``).
 """
@@ -30,6 +30,9 @@ DENSE_TWIN = {spec.name: next(dense.name for dense in VARIANTS.values()
                               if dense.quantization == spec.quantization and not dense.sparse)
               for spec in VARIANTS.values() if spec.sparse}
 DOC = "docs/xnnpack-sparse.md"
+# tflite-runtime 2.14.0 (its last release) bundles XNNPACK b9d4073a (April 2023), whose sparse rewrite runs only on
+# CPUs with ARMv8.2 fp16 arithmetic, for fp32 graphs too: a regression XNNPACK fixed in 41e87ce3 (§8).
+FP16_GATED_SPARSE_RUNTIMES = {("tflite_runtime", "2.14.")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,19 @@ class DeviceCpu:
             return f"32-bit ARM: LiteRT's 32-bit ARM wheels are built without XNNPACK, so no sparse path ({DOC} §5)"
         return "the XNNPACK delegate was not created on this device, so no sparse path"
 
+    def runtime_blocker(self, runtime: Mapping[str, Any] | None) -> str | None:
+        """Why the runtime's own XNNPACK skips the sparse path on this aarch64 CPU, or None when it does not (off
+        aarch64 the CPU's own blocker says it for every runtime)."""
+        name, version = (runtime or {}).get("name"), str((runtime or {}).get("version") or "")
+        if not any(name == gated and version.startswith(prefix) for gated, prefix in FP16_GATED_SPARSE_RUNTIMES):
+            return None
+        if self.arch not in ARM64_ARCHES or self.fp16_arithmetic():
+            return None
+        cpu = "this CPU lacks" if self.fp16_arithmetic() is False else "this CPU is not known to have"
+        return (f"{name} {version}: its XNNPACK (April 2023) takes the sparse path only on CPUs with ARMv8.2 fp16 "
+                f"arithmetic, for fp32 too, and {cpu} it; ai-edge-litert's XNNPACK has the fix, so install it on "
+                f"the board for sparse inference ({DOC} §8)")
+
 
 def sparse_verdicts(document: ResultsDocument, eligibility: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     """One verdict per device x model x threads x sparse variant whose dense twin ran with XNNPACK;
@@ -89,8 +105,11 @@ def verdict(dense: RunRecord, sparse: RunRecord, eligibility: dict[str, Any] | N
     eligible = None if eligibility is None else bool(eligibility.get("eligible"))
     # The dense twin ran: its delegate evidence is the device's (a failed sparse run may have none).
     delegate_created = bool((dense.xnnpack_delegate or {}).get("delegate_created"))
+    runtime = sparse.runtime or dense.runtime
     blockers = [blocker for blocker in (graph_blocker(eligibility, quantization), cpu.sparse_blocker(delegate_created),
                                         data_type_blocker(quantization)) if blocker]
+    if quantization in (FLOAT32, FLOAT16) and (gate := cpu.runtime_blocker(runtime)):
+        blockers.append(gate)  # int8 is refused for its data type whatever the runtime: one reason is enough
     reasons = [measured(dense, sparse, speedup)] + blockers
     if quantization == FLOAT16 and cpu.arch in ARM64_ARCHES:
         reasons.append(fp16_note(cpu))

@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from ..devices.base import Device
 from ..errors import DeviceError, UsageError
+from ..text import one_line
 from .cache import DeviceCache
 from .runner import RunnerClient
 
 DEFAULT_PACKAGES = ("numpy", "ai-edge-litert")
+# Every tflite-runtime release (the last, 2.14.0, is from 2023) was built against numpy 1.x, yet declares no upper
+# bound: beside numpy 2 it imports, then fails in its first interpreter.
+NUMPY_PIN = {"tflite-runtime": "numpy<2"}
 OLDEST_MANYLINUX_GLIBC_MINOR = 17
 INSTALL_TIMEOUT_S = 1800.0
 
@@ -34,6 +41,7 @@ class SetupRequest:
 
 
 def setup_device(device: Device, request: SetupRequest, progress: Callable[[str], None]) -> dict[str, Any]:
+    packages = pinned(request.packages)
     cache = DeviceCache(device)
     device.python = request.base_python
     bare = RunnerClient(device, cache.ensure_runner()).probe()
@@ -45,16 +53,54 @@ def setup_device(device: Device, request: SetupRequest, progress: Callable[[str]
                     hint="install python3-venv on the board (apt install python3-venv)")
     pip = [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
     if request.offline or request.wheels:
-        remote_wheels = push_wheels(device, request, bare, progress)
+        remote_wheels = push_wheels(device, request, packages, bare, progress)
         pip += ["--no-index", "--find-links", remote_wheels]
-    progress(f"installing {', '.join(request.packages)} on the board (slow boards take minutes)")
-    run_checked(device, [*pip, *request.packages], "install the runtime",
+    progress(f"installing {', '.join(packages)} on the board (slow boards take minutes)")
+    run_checked(device, [*pip, *packages], "install the runtime",
                 hint="check the board's network and index, or use --offline")
     device.python = venv_python
     info = RunnerClient(device, cache.ensure_runner()).probe()
     if info.get("runtime") is None:
         raise DeviceError(device.name, f"the runtime does not import after setup: {info.get('runtime_error')}")
     return info
+
+
+def pinned(packages: Sequence[str]) -> list[str]:
+    """``packages`` with the numpy their runtime was built against: ``tflite-runtime`` gets ``numpy<2`` (a bare
+    ``numpy`` becomes it, a numpy 1.x pin of the user's stays); a numpy requirement that allows 2.x is refused."""
+    requirements = [requirement_of(package) for package in packages]
+    runtimes = sorted({canonicalize_name(requirement.name) for requirement in requirements} & set(NUMPY_PIN))
+    if not runtimes:
+        return list(packages)
+    pin = Requirement(NUMPY_PIN[runtimes[0]])
+    kept = []
+    for package, requirement in zip(packages, requirements):
+        if canonicalize_name(requirement.name) == "numpy":
+            if not requirement.specifier:
+                continue  # the pin replaces a bare numpy
+            if allows_numpy_2(requirement):
+                raise UsageError(f"--package '{package}' allows numpy 2, which {', '.join(runtimes)} cannot run with",
+                                 hint=f"drop it (edgeprune installs {pin}) or pin numpy below 2")
+        kept.append(package)
+    user_pin = any(canonicalize_name(requirement_of(package).name) == "numpy" for package in kept)
+    return kept if user_pin else [str(pin), *kept]
+
+
+def allows_numpy_2(requirement: Requirement) -> bool:
+    """Whether the requirement lets pip pick a numpy of 2.0 or later: tried at 2.0, at every version it names from
+    2 up (``==2.2.0``, ``>=2.1``), and far above."""
+    named = [spec.version for spec in requirement.specifier if spec.version.split(".")[0].isdigit()
+             and int(spec.version.split(".")[0]) >= 2]
+    return any(requirement.specifier.contains(version, prereleases=True)
+               for version in ("2.0.0", *named, "2.99", "99.0"))
+
+
+def requirement_of(package: str) -> Requirement:
+    try:
+        return Requirement(package)
+    except InvalidRequirement as exc:
+        raise UsageError(f"--package '{package}' is not a pip requirement: {one_line(exc)}",
+                         hint="name a package, optionally with a version: tflite-runtime==2.14.0") from None
 
 
 def run_checked(device: Device, argv: list[str], what: str, *, hint: str) -> None:
@@ -64,13 +110,13 @@ def run_checked(device: Device, argv: list[str], what: str, *, hint: str) -> Non
         raise DeviceError(device.name, f"could not {what} (exit {result.exit_code}): {' | '.join(tail)}", hint=hint)
 
 
-def push_wheels(device: Device, request: SetupRequest, bare: dict[str, Any],
+def push_wheels(device: Device, request: SetupRequest, packages: Sequence[str], bare: dict[str, Any],
                 progress: Callable[[str], None]) -> str:
     remote = posixpath.join(device.workdir, "wheels")
     device.make_private_dir(device.workdir)
     device.make_private_dir(remote)
     with tempfile.TemporaryDirectory(prefix="edgeprune-wheels-") as scratch:
-        folder = request.wheels or download_wheels(request.packages, bare, Path(scratch), progress)
+        folder = request.wheels or download_wheels(packages, bare, Path(scratch), progress)
         wheels = sorted(Path(folder).glob("*.whl"))
         if not wheels:
             raise UsageError(f"no .whl files in '{folder}'", hint="pass a folder of wheels for the board")

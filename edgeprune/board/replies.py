@@ -29,6 +29,7 @@ MIN_TEMPERATURE_C, MAX_TEMPERATURE_C = -273.15, 1000.0
 MAX_CORES = 2**16
 MAX_CPU_FEATURES = 1000  # an x86 server lists about 200 flags
 MAX_ELEMENTS = 2**40
+MAX_OPS_ASKED = 1000  # distinct (op, version) pairs one ``ops`` call asks about
 OUTPUT_NAME = re.compile(r"output_[0-9]{1,4}")
 
 
@@ -175,6 +176,34 @@ def op_tensor(holder: Fields, key: str) -> OpTensor:
             "op": tensor.text("op", limit=128), "tensor": tensor.text("tensor", limit=4096),
             "shape": tensor.integers("shape", max_items=MAX_DIMENSIONS, low=0, high=MAX_ELEMENTS),
             "quantized": tensor.flag("quantized")}
+
+
+class OpLoad(TypedDict):
+    op: str
+    version: int
+    loads: bool
+    error: str | None
+
+
+class OpsReply(TypedDict):
+    runtime: RuntimeInfo
+    ops: list[OpLoad]
+
+
+def ops_reply(reply: Fields, *, asked: list[tuple[str, int]]) -> OpsReply:
+    """``asked``: the (op, version) pairs sent, in order; the reply answers exactly those."""
+    ops = reply.each("ops", op_load, max_items=MAX_OPS_ASKED)
+    answered = [(op["op"], op["version"]) for op in ops]
+    if answered != asked:
+        raise FieldError(f"ops answers {len(answered)} op versions, not the {len(asked)} asked, in their order")
+    return {"runtime": runtime_info(reply.object("runtime")), "ops": ops}
+
+
+def op_load(holder: Fields, key: str) -> OpLoad:
+    entry = holder.object(key)
+    loads = entry.flag("loads")
+    return {"op": entry.text("op", limit=128), "version": entry.integer("version", low=1, high=2**31 - 1),
+            "loads": loads, "error": entry.text("error", null=loads, limit=1000)}
 
 
 def output_shapes(shapes: Fields) -> dict[str, list[int]]:

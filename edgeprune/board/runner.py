@@ -14,7 +14,8 @@ from ..json_fields import FieldError, Fields
 from ..parsing import ParseError, parse_json
 from .protocol import check_reply, crash_message, invalid_reply
 from .runner_server import RunnerServer
-from .replies import MAX_REPLY_BYTES, BenchReply, InferReply, ProbeReply, bench_reply, infer_reply, probe_reply
+from .replies import (MAX_REPLY_BYTES, BenchReply, InferReply, OpsReply, ProbeReply, bench_reply, infer_reply,
+                      ops_reply, probe_reply)
 
 RUNNER_FILENAME = "edgeprune_runner.py"
 PROBE_TIMEOUT_S = 120.0
@@ -78,6 +79,12 @@ class RunnerClient:
         return self._call(argv + model_options(threads, xnnpack, runtime), timeout_s,
                           lambda reply: infer_reply(reply, outputs=outputs, threads=threads or None, xnnpack=xnnpack),
                           served_by=runtime)
+
+    def ops(self, bundle: str, asked: list[tuple[str, int]], *, runtime: str = "auto",
+            timeout_s: float = PROBE_TIMEOUT_S) -> OpsReply:
+        """Which of the ``asked`` (op, version) pairs, sent as the one-op models of ``bundle``, the runtime loads."""
+        return self._call(["ops", "--bundle", bundle, "--runtime", runtime], timeout_s,
+                          lambda reply: ops_reply(reply, asked=asked), served_by=runtime)
 
     def close(self) -> None:
         """End the servers (never raises); a later call starts a new one."""

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_OK
+from ..errors import EXIT_FAILED, EXIT_OK
 from .options import RUNTIME_CHOICES, ArgumentParser, add_device_options
 
 
@@ -20,6 +20,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check", help="connect and report what the device has")
     check.add_argument("name", help="device name from the inventory")
     check.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES)
+    check.add_argument("--model", action="append", type=Path, dest="models", metavar="PATH",
+                       help="export folder or .tflite file: say which of its variants the device's runtime can load "
+                            "(repeatable; exit 1 when one cannot)")
     check.add_argument("--json", action="store_true", help="print JSON")
     add_device_options(check)
     check.set_defaults(handler=run_devices_check)
@@ -46,15 +49,25 @@ def run_devices_list(args: argparse.Namespace) -> int:
 
 def run_devices_check(args: argparse.Namespace) -> int:
     from ..bench.session import DeviceSession
+    from ..bench.targets import collect_targets
     from ..devices.inventory import Inventory
-    from ..reports.devices_table import render_device_check
+    from ..reports.devices_table import render_device_check, render_variant_loads
 
+    targets = collect_targets(args.models)[0] if args.models else []
     device = Inventory.load(args.inventory).open(args.name, accept_new_host_key=args.accept_new_host_key)
     with device:  # rendered inside: the report reads the device's workdir, which needs a farm place held
-        info = DeviceSession(device).describe(args.runtime)
-        report = json.dumps(info, indent=2) if args.json else render_device_check(device, info)
+        session = DeviceSession(device)
+        info = session.describe(args.runtime)
+        try:
+            rows = session.variant_loads(targets, args.runtime).rows(targets) if targets else None
+        finally:
+            session.close()
+        if args.json:
+            report = json.dumps({**info, **({"variants": rows} if rows is not None else {})}, indent=2)
+        else:
+            report = render_device_check(device, info) + (render_variant_loads(rows) if rows is not None else "")
     print(report)
-    return EXIT_OK
+    return EXIT_FAILED if rows and not all(row["loads"] for row in rows) else EXIT_OK
 
 
 def run_devices_setup(args: argparse.Namespace) -> int:

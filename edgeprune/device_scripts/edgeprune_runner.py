@@ -7,7 +7,7 @@ protocol: exactly one JSON object on stdout per command, errors included; everyt
 stderr. Two commands live longer and print lines before their final reply (``{"event": ...}`` or replies):
 ``lock`` holds the board lock for a whole bench, until its stdin closes; ``serve`` imports numpy and the runtime
 once, then answers one request per stdin line (``{"id": N, "argv": [...], "timeout_s": S}``, argv as for a
-``bench`` or ``infer`` command) with that command's reply plus ``"id"``. Each request is measured in a child
+``bench``, ``infer`` or ``ops`` command) with that command's reply plus ``"id"``. Each request is measured in a child
 forked for it: a clean process of its own (its own peak RSS, init time and first invoke), without paying the
 imports again. A child that crashes or outlives ``timeout_s`` fails that request only; a child never outlives
 the server (``PR_SET_PDEATHSIG``).
@@ -17,6 +17,7 @@ the server (``PR_SET_PDEATHSIG``).
                               [--xnnpack on|off] [--runtime NAME] [--seed N]
     edgeprune_runner.py infer --model M --inputs X.npy --outputs OUT.npz [--threads N] [--xnnpack on|off]
                               [--runtime NAME]
+    edgeprune_runner.py ops --bundle OPS.json [--runtime NAME]
     edgeprune_runner.py serve [--runtime NAME]
     edgeprune_runner.py lock --path WORKDIR/bench.lock [--timeout S] [--holder-host NAME] [--holder-pid N]
                              [--heartbeat-timeout S]
@@ -41,6 +42,7 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -57,6 +59,7 @@ LOCK_POLL_SECONDS = 0.2
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 MAX_REQUEST_BYTES = 1 << 20
 MAX_TIMEOUT_S = 7 * 86400  # what bench and sweep accept for --timeout
+MAX_OPS_BUNDLE_BYTES = 4 << 20
 
 # A 1 KB Dense(4->3) model: lets `probe` show whether the runtime brings XNNPACK without any upload.
 PROBE_MODEL = "".join((
@@ -76,6 +79,12 @@ PROBE_MODEL = "".join((
     "dXRfMTowAAAAAgAAAAEAAAAEAAAAAQAAABAAAAAMAAwACwAAAAAABAAMAAAACQAAAAAAAAk=",
 ))
 # CPU part numbers of the ARM cores found on boards people benchmark on (/proc/cpuinfo "CPU part").
+AT_HWCAP = 16
+# linux/arch/arm64/include/uapi/asm/hwcap.h, bits 0-31 of AT_HWCAP, as /proc/cpuinfo prints them.
+AARCH64_HWCAP_NAMES = ("fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp",
+                       "asimdhp", "cpuid", "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop", "sha3", "sm3", "sm4",
+                       "asimddp", "sha512", "sve", "asimdfhm", "dit", "uscat", "ilrcpc", "flagm", "ssbs", "sb",
+                       "paca", "pacg")
 ARM_CORES = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
              "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xc07": "Cortex-A7", "0xc0f": "Cortex-A15"}
@@ -178,15 +187,35 @@ def load_runtime(forced: str | None) -> Runtime:
             raise RunnerFailure("usage", f"unknown runtime '{forced}' (choose from {', '.join(RUNTIME_ORDER)})")
         if not runtime_installed(forced):
             raise RunnerFailure("runtime-missing", f"runtime '{forced}' is not installed for {sys.executable}")
-        return Runtime(forced)
+        return imported_runtime(forced)
+    broken = []
     for name in RUNTIME_ORDER:
         if runtime_installed(name):
-            return Runtime(name)
+            try:
+                return imported_runtime(name)
+            except RunnerFailure as failure:  # installed but unusable: the next one may work
+                broken.append(failure.message)
     raise RunnerFailure(
         "runtime-missing",
-        f"no TFLite runtime importable by {sys.executable}: install ai-edge-litert "
+        "; ".join(broken) if broken else f"no TFLite runtime importable by {sys.executable}: install ai-edge-litert "
         "(pip install ai-edge-litert) or tflite-runtime",
     )
+
+
+def imported_runtime(name: str) -> Runtime:
+    """The runtime once it has built an interpreter, or why an installed one cannot: tflite-runtime beside numpy 2
+    imports, then fails in its first interpreter (``_ARRAY_API not found``)."""
+    try:
+        runtime = Runtime(name)
+        runtime.interpreter(model_content=base64.b64decode(PROBE_MODEL), threads=1, xnnpack=False)
+        return runtime
+    except Exception as exc:  # ImportError, or a SystemError whose cause names what the extension missed
+        numpy_version = importlib.metadata.version("numpy") if runtime_installed("numpy") else None
+        hint = (f"; it was built against numpy 1.x and this python has numpy {numpy_version}: install numpy<2 "
+                "beside it" if name == "tflite_runtime" and numpy_version and not numpy_version.startswith("1.")
+                else "")
+        raise RunnerFailure("runtime-missing", f"{name} is installed for {sys.executable} but does not work: "
+                                               f"{one_line(exc.__cause__ or exc)}{hint}")
 
 
 def open_model(runtime: Runtime, model: str, threads: int | None, xnnpack: bool, log: list,
@@ -288,8 +317,29 @@ def cpu_part(fields: dict) -> str | None:
 
 
 def cpu_features(fields: dict) -> list:
-    """The CPU's feature flags ("Features" on ARM, "flags" on x86): fphp/asimdhp, avx and the like."""
-    return sorted(set((fields.get("Features") or fields.get("flags") or "").split()))
+    """The CPU's feature flags: fphp/asimdhp, avx and the like, from /proc/cpuinfo ("Features" on ARM, "flags" on
+    x86); on 64-bit ARM with the hwcaps the kernel hands this process, which XNNPACK's CPU detection reads (they
+    differ where /proc/cpuinfo is not the kernel's, as on an emulated board)."""
+    listed = set((fields.get("Features") or fields.get("flags") or "").split())
+    if platform.machine() in ("aarch64", "arm64") and struct.calcsize("P") == 8:
+        listed |= set(hwcap_names(read_bytes("/proc/self/auxv")))
+    return sorted(listed)
+
+
+def hwcap_names(auxv: bytes) -> list:
+    """The aarch64 AT_HWCAP bits of a 64-bit auxiliary vector (pairs of little-endian 8-byte words), named as
+    the kernel names them."""
+    words = struct.unpack(f"<{len(auxv) // 8}Q", auxv[:len(auxv) // 8 * 8])
+    hwcap = next((value for key, value in zip(words[::2], words[1::2]) if key == AT_HWCAP), 0)
+    return [name for bit, name in enumerate(AARCH64_HWCAP_NAMES) if hwcap >> bit & 1]
+
+
+def read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as source:
+            return source.read(16 * 1024)
+    except OSError:
+        return b""
 
 
 def cpu_model(fields: dict) -> str | None:
@@ -525,6 +575,38 @@ def op_outputs(interpreter) -> list:
     return layers
 
 
+def command_ops(args) -> dict:
+    """Which (op, version) pairs the runtime resolves: each bundle entry is a model with that one op code and no
+    operators, so loading it asks the runtime's op resolver alone (no kernel runs, no tensor is allocated)."""
+    runtime = load_runtime(args.runtime)
+    entries = read_ops_bundle(args.bundle)
+    results = []
+    for op, version, model in entries:
+        log: list = []
+        try:
+            with captured_native_stderr(log):
+                runtime.interpreter(model_content=model, threads=1, xnnpack=False)
+            error = None
+        except (RuntimeError, ValueError) as exc:
+            error = one_line(exc)
+        results.append({"op": op, "version": version, "loads": error is None, "error": error})
+    return {"runtime": runtime.describe(), "ops": results}
+
+
+def read_ops_bundle(path: str) -> list:
+    """[(op, version, model bytes)] from the host's bundle: ``{"ops": [{"op", "version", "model": base64}]}``."""
+    try:
+        with open(path, "rb") as bundle:
+            data = bundle.read(MAX_OPS_BUNDLE_BYTES + 1)
+        if len(data) > MAX_OPS_BUNDLE_BYTES:
+            raise ValueError(f"larger than {MAX_OPS_BUNDLE_BYTES} bytes")
+        entries = json.loads(data.decode("utf-8"))["ops"]
+        return [(str(entry["op"]), int(entry["version"]), base64.b64decode(entry["model"], validate=True))
+                for entry in entries]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunnerFailure("usage", f"unreadable ops bundle {os.path.basename(path)}: {one_line(exc)}")
+
+
 def command_serve(args) -> dict:
     """Answer requests from stdin, each measured in a child forked for it, until stdin closes."""
     runtime = load_runtime(args.runtime)  # the imports a fresh process per call would pay every time
@@ -755,6 +837,9 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--inputs", required=True)
     infer.add_argument("--outputs", required=True)
     infer.add_argument("--all-tensors", action="store_true", help="also every op's outputs (needs --xnnpack off)")
+    ops = commands.add_parser("ops")
+    ops.add_argument("--bundle", required=True)
+    ops.add_argument("--runtime", default="auto")
     serve = commands.add_parser("serve")
     serve.add_argument("--runtime", default="auto")
     lock = commands.add_parser("lock")
@@ -766,9 +851,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer, "serve": command_serve,
-            "lock": command_lock}
-SERVED_COMMANDS = ("bench", "infer")
+COMMANDS = {"probe": command_probe, "bench": command_bench, "infer": command_infer, "ops": command_ops,
+            "serve": command_serve, "lock": command_lock}
+SERVED_COMMANDS = ("bench", "infer", "ops")
 
 
 def failure_reply(command, failure: RunnerFailure) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ..errors import ModelLoadError
+from ..model.op_codes import BUILTIN_NAMES, builtin_code
 from ..model.tflite_file import (
     TFLiteFile,
     constant_array,
@@ -52,9 +53,6 @@ from .xnnpack import xnnpack_sparse_verdict
 
 FORMAT = "tflite"
 
-BUILTIN_NAMES: dict[int, str] = {
-    value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")
-}
 # The input 1 of an operator of a MAC kind is the weight tensor pruning thins out; the bias, when there is one,
 # comes after it. Filters: CONV_2D/TRANSPOSE_CONV/Convolution2DTransposeBias [out, h, w, in], DEPTHWISE_CONV_2D
 # [1, h, w, out], CONV_3D [d, h, w, in, out], CONV_3D_TRANSPOSE [d, h, w, out, in], FULLY_CONNECTED [out, in].
@@ -138,8 +136,7 @@ class _GraphReader:
 
     def _kind(self, operator: schema.OperatorT) -> str:
         code = self.tfl.model.operatorCodes[operator.opcodeIndex]
-        # Codes above 127 live in builtinCode only; old files fill deprecatedBuiltinCode only.
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        builtin = builtin_code(code.builtinCode, code.deprecatedBuiltinCode)
         if builtin == schema.BuiltinOperator.CUSTOM:
             return CUSTOM_PREFIX + (code.customCode or b"?").decode(errors="replace")
         return BUILTIN_NAMES.get(builtin, f"{UNKNOWN_BUILTIN_PREFIX}{builtin}")

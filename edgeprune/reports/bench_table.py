@@ -8,6 +8,8 @@ from ..results.document import ResultsDocument, RunRecord
 from ..results.latency import Latency
 from ..text import human_bytes, one_line, percent
 from ..variants import REFERENCE_VARIANT
+from .device_label import device_labeller
+from .runtime_notes import bench_notes
 from .table import format_table
 
 
@@ -28,9 +30,10 @@ def render_bench(document: ResultsDocument) -> str:
     headers += ["top-1", "agree"] if has_accuracy else []
     headers += ["status"]
     rows = []
+    device_label = device_labeller(document.runs)
     for run in runs_in_device_order(document):
         latency = run.latency_ms
-        row = [run.device, run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
+        row = [device_label(run), run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
                *percentiles_ms(latency), human_bytes(run.size_bytes),
                speedup_text(document, run)]
         if has_accuracy:
@@ -39,6 +42,7 @@ def render_bench(document: ResultsDocument) -> str:
         row.append("ok" if run.ok else "FAILED")
         rows.append(row)
     lines = [format_table(headers, rows)]
+    lines.extend(f"\nNote: {one_line(note)}" for note in bench_notes(runs_in_device_order(document)))
     for verdict in document.sparse_inference:
         lines.append(f"\n{one_line('XNNPACK sparse inference on ' + sparse_headline(verdict))}")
         lines.extend(f"  - {one_line(reason)}" for reason in verdict["reasons"])

@@ -7,6 +7,7 @@ from typing import Any
 from ..devices.base import Device
 from ..devices.inventory import DeviceSpec, Inventory
 from ..text import one_line
+from .runtime_notes import runtime_notes
 from .table import format_table
 
 
@@ -49,7 +50,16 @@ def render_device_check(device: Device, info: dict[str, Any]) -> str:
         ("throttled", info.get("throttled") or "n/a (no vcgencmd)"),
         ("workdir", device.workdir),
         ("workdir free", f"{free:.0f} MB" if free is not None else "n/a"),
+        *(("note", note) for note in runtime_notes(info.get("arch"), runtime.get("name"),
+                                                   info.get("xnnpack_available"))),
     ]
     width = max(len(key) for key, _ in facts)
     # The values are the board's own reply.
     return "\n".join(f"{key.ljust(width)}  {one_line(value)}" for key, value in facts)
+
+
+def render_variant_loads(loads: list[dict[str, Any]]) -> str:
+    rows = [[f"{load['model']}/{load['variant']}",
+             "yes" if load["loads"] else f"{'NO' if load['loads'] is False else 'UNKNOWN'}: {load['reason']}"]
+            for load in loads]
+    return "\n\n" + format_table(["variant", "runtime loads it"], rows)

@@ -19,6 +19,7 @@ from ..results.sweep import SWEEP_FILENAME, read_sweep
 from ..text import human_bytes, percent, printable, shorten
 from ..variants import REFERENCE_VARIANT
 from .bench_table import ms, percentiles_ms, sparse_headline, speedup_text
+from .device_label import device_labeller
 from .exports import ModelExport, model_exports, rejected_variants
 from .sweep_view import SweepView
 from .table import LongText
@@ -167,9 +168,10 @@ class ReportData:
         headers = ["device", "model", "variant", "threads", "xnnpack", "p50 ms", "p90 ms", "p99 ms", "n", "size",
                    "speed-up vs fp32 [95% CI]", "top-1", "agree", "peak RSS", "status"]
         rows = []
+        device_label = device_labeller(document.runs)
         for run in document.runs:
             accuracy = run.accuracy or AccuracyFigures()
-            rows.append([run.device, run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
+            rows.append([device_label(run), run.model, run.variant, run.threads, "on" if run.xnnpack else "off",
                          *percentiles_ms(run.latency_ms), run.latency_ms.n if run.latency_ms else None,
                          human_bytes(run.size_bytes), speedup_text(document, run), percent(accuracy.top1),
                          percent(accuracy.top1_agreement),
