@@ -18,6 +18,7 @@ from ..accuracy.device_pass import measure_accuracy
 from ..accuracy.reference import ModelAccuracyPlan
 from ..board.cache import DeviceCache
 from ..board.lock import BoardLock
+from ..board.provision import RUNTIME_PACKAGES
 from ..board.replies import ProbeReply
 from ..board.runner import RunnerClient
 from ..devices.base import Device
@@ -34,8 +35,6 @@ from .targets import BenchTarget
 T = TypeVar("T")
 # Per variant label: the accuracy figures, or why the accuracy pass failed.
 AccuracyResults = dict[str, AccuracyFigures | str]
-# What pip installs for a runtime that --runtime names.
-RUNTIME_PACKAGES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
 
 
 class BenchCancelled(Exception):

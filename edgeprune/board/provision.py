@@ -24,6 +24,8 @@ from .cache import DeviceCache
 from .runner import RunnerClient
 
 DEFAULT_PACKAGES = ("numpy", "ai-edge-litert")
+# The pip package of each runtime the runner can use (its --runtime names).
+RUNTIME_PACKAGES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
 # Every tflite-runtime release (the last, 2.14.0, is from 2023) was built against numpy 1.x, yet declares no upper
 # bound: beside numpy 2 it imports, then fails in its first interpreter.
 NUMPY_PIN = {"tflite-runtime": "numpy<2"}

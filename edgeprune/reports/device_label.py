@@ -8,9 +8,14 @@ from typing import Callable, Iterable
 from ..results.document import RunRecord
 
 
+def runtime_of(run: RunRecord) -> dict | None:
+    """The runtime that measured the run, else the one its device reported (a run that failed before measuring)."""
+    return run.runtime or (run.device_info or {}).get("runtime")
+
+
 def run_runtime(run: RunRecord) -> str | None:
-    """``tflite_runtime 2.14.0``: the runtime that measured the run, else the one its device reported."""
-    runtime = run.runtime or (run.device_info or {}).get("runtime")
+    """``tflite_runtime 2.14.0``."""
+    runtime = runtime_of(run)
     return f"{runtime['name']} {runtime['version']}" if runtime else None
 
 

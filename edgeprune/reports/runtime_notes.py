@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..bench.sparse_verdict import ARM32_ARCHES, X86_ARCHES
 from ..results.document import RunRecord
-
-X86 = ("x86_64", "AMD64", "i686")
-ARM_32 = ("armv6l", "armv7l", "armv8l")
+from .device_label import runtime_of
 
 
 def runtime_notes(arch: str | None, runtime: str | None, xnnpack_available: bool | None) -> list[str]:
     notes = []
-    if runtime == "tflite_runtime" and arch in X86:
+    if runtime == "tflite_runtime" and arch in X86_ARCHES:
         notes.append("tflite-runtime's x86 int8 kernels are an order of magnitude slower than LiteRT's: compare its "
                      "int8 runs only with runs of the same runtime (docs/runtimes.md)")
-    if arch in ARM_32 and not xnnpack_available:
+    if arch in ARM32_ARCHES and not xnnpack_available:
         notes.append("32-bit ARM runtime wheels are built without XNNPACK: builtin kernels only, no sparse "
                      "inference (docs/runtimes.md)")
     return notes
@@ -27,7 +26,7 @@ def bench_notes(runs: Iterable[RunRecord]) -> list[str]:
     seen, lines = set(), []
     for run in runs:
         info = run.device_info or {}
-        runtime = run.runtime or info.get("runtime") or {}
+        runtime = runtime_of(run) or {}
         key = (run.device, runtime.get("name"), runtime.get("version"))
         if key in seen:
             continue
